@@ -1,0 +1,267 @@
+"""The storage contract shared by every backend, and the rules both backends must enforce alike.
+
+Anything that decides what a valid key is, how a download is named, or how bytes are counted and
+hashed lives here once, so the local and S3 backends cannot drift apart on those decisions.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import re
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+from urllib.parse import quote
+
+MAX_KEY_LENGTH = 512
+MAX_URL_EXPIRY_SECONDS = 300
+
+# Deliberately narrow: every character here is safe unescaped in a POSIX path, an S3 key and a URL
+# path, so one key means the same object on every backend and never needs escaping rules of its own.
+_KEY_CHARS = re.compile(r"[A-Za-z0-9._/-]+")
+
+# Used in Content-Disposition's quoted fallback: printable ASCII minus the quote and backslash,
+# which would otherwise need escaping that some clients get wrong.
+_FALLBACK_UNSAFE = re.compile(r'[^\x20-\x7e]|["\\]')
+# Control characters would let a caller smuggle extra header lines into a presigned response.
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size: int
+    sha256: str  # lowercase hex of the bytes exactly as written
+
+
+class StorageError(Exception):
+    """Base class for every failure the storage package reports."""
+
+
+class ObjectNotFound(StorageError):
+    """No object is stored under the key."""
+
+
+class ObjectExists(StorageError):
+    """The key is already taken; objects are write-once."""
+
+
+class StorageUnavailable(StorageError):
+    """The backend cannot be reached or is failing; retrying later may succeed (HTTP 503)."""
+
+
+class InvalidKey(StorageError, ValueError):
+    """The key breaks the key rules; also a ValueError because it is the caller's mistake."""
+
+
+class SizeMismatch(StorageError, ValueError):
+    """The stream did not hold the number of bytes the caller announced; nothing was stored."""
+
+
+def validate_key(key: str) -> str:
+    """Return ``key`` unchanged if it obeys the key rules, otherwise raise InvalidKey.
+
+    The rules keep keys portable between a filesystem and S3 and make path traversal impossible
+    before any backend-specific check runs.
+    """
+    if not isinstance(key, str):
+        raise InvalidKey(f"storage key must be a string, not {type(key).__name__}")
+    if not 1 <= len(key) <= MAX_KEY_LENGTH:
+        raise InvalidKey(f"storage key must be 1 to {MAX_KEY_LENGTH} characters long")
+    # fullmatch on the narrow alphabet already excludes NUL, backslash, spaces and non-ASCII.
+    if not _KEY_CHARS.fullmatch(key):
+        raise InvalidKey("storage key may only contain A-Z, a-z, 0-9, '.', '_', '-' and '/'")
+    if key.startswith("/"):
+        raise InvalidKey("storage key must not start with '/'")
+    for segment in key.split("/"):
+        if segment in ("", ".", ".."):
+            raise InvalidKey("storage key must not contain empty, '.' or '..' path segments")
+    return key
+
+
+def is_valid_key(key: str) -> bool:
+    try:
+        validate_key(key)
+    except InvalidKey:
+        return False
+    return True
+
+
+def validate_prefix(prefix: str) -> str:
+    """A listing prefix is a key that may stop part-way: through a segment or just after a '/'.
+
+    Only complete segments are held to the segment rules, because a partial last segment such as
+    '..' may be the start of a perfectly valid name like '..notes'.
+    """
+    if prefix == "":
+        return prefix
+    if not isinstance(prefix, str) or len(prefix) > MAX_KEY_LENGTH or not _KEY_CHARS.fullmatch(prefix):
+        raise InvalidKey("listing prefix may only contain the characters allowed in keys")
+    if prefix.startswith("/"):
+        raise InvalidKey("listing prefix must not start with '/'")
+    complete_segments = prefix.split("/")[:-1]
+    if any(segment in ("", ".", "..") for segment in complete_segments):
+        raise InvalidKey("listing prefix must not contain empty, '.' or '..' path segments")
+    return prefix
+
+
+def validate_expiry(expires_in: int) -> int:
+    # bool is an int subclass; True as "1 second" would only ever be a bug.
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int):
+        raise ValueError("expires_in must be a whole number of seconds")
+    if not 1 <= expires_in <= MAX_URL_EXPIRY_SECONDS:
+        raise ValueError(f"expires_in must be between 1 and {MAX_URL_EXPIRY_SECONDS} seconds")
+    return expires_in
+
+
+def validate_content_type(content_type: str) -> str:
+    if not isinstance(content_type, str) or not content_type.strip():
+        raise ValueError("content_type must be a non-empty string")
+    if _CONTROL_CHARS.search(content_type):
+        raise ValueError("content_type must not contain control characters")
+    return content_type
+
+
+def content_disposition(filename: str) -> str:
+    """``attachment`` with an ASCII fallback name and the exact name as RFC 5987 UTF-8.
+
+    Old clients read ``filename``, current ones prefer ``filename*`` (RFC 6266 section 4.3).
+    Path separators and control characters are replaced, so the name can neither point a browser
+    at a directory nor break the header.
+    """
+    if not isinstance(filename, str) or not filename.strip():
+        raise ValueError("filename must be a non-empty string")
+    cleaned = _CONTROL_CHARS.sub("_", filename).replace("/", "_").replace("\\", "_")
+    # NFKD splits accented letters into base letter + combining mark, so dropping the non-ASCII
+    # marks leaves a readable fallback ("Röntgen" -> "Rontgen") instead of underscores.
+    decomposed = unicodedata.normalize("NFKD", cleaned)
+    ascii_only = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    fallback = _FALLBACK_UNSAFE.sub("_", ascii_only).strip() or "download"
+    encoded = quote(cleaned, safe="")
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
+
+
+class HashingReader:
+    """Wraps the caller's stream so size and SHA-256 are computed from the very bytes written.
+
+    ``read(n)`` always returns exactly ``n`` bytes until the end of the stream. Upload code (s3transfer
+    in particular) takes a short read as end-of-stream, which would otherwise end an upload early,
+    produce undersized multipart parts, or make it slurp the rest of the stream into memory.
+
+    It reports itself as not seekable, so nothing can rewind it and hash the same bytes twice.
+    """
+
+    def __init__(self, source: BinaryIO, expected_size: int | None = None) -> None:
+        if expected_size is not None and (isinstance(expected_size, bool) or expected_size < 0):
+            raise ValueError("size must be a non-negative number of bytes")
+        self._source = source
+        self._expected = expected_size
+        self._hash = hashlib.sha256()
+        self._size = 0
+        self._eof = False
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def _read_some(self, n: int) -> bytes:
+        data = self._source.read(n)
+        if data is None:
+            # A non-blocking stream with nothing ready: treating it as the end would silently
+            # store a truncated object.
+            raise TypeError("non-blocking streams are not supported")
+        return bytes(data)
+
+    def read(self, n: int | None = -1) -> bytes:
+        if self._eof:
+            return b""
+        wanted = -1 if n is None or n < 0 else n
+        pieces: list[bytes] = []
+        got = 0
+        step = wanted if wanted >= 0 else 1024 * 1024
+        while wanted < 0 or got < wanted:
+            data = self._read_some(step if wanted < 0 else wanted - got)
+            if not data:
+                self._eof = True
+                break
+            self._account(data)
+            pieces.append(data)
+            got += len(data)
+        if self._eof and self._expected is not None and self._size != self._expected:
+            raise SizeMismatch(f"stream held {self._size} bytes, {self._expected} were announced")
+        return b"".join(pieces)
+
+    def _account(self, data: bytes) -> None:
+        self._size += len(data)
+        # Fail as soon as the stream overruns, rather than after uploading the surplus.
+        if self._expected is not None and self._size > self._expected:
+            raise SizeMismatch(f"stream holds more than the {self._expected} bytes announced")
+        self._hash.update(data)
+
+    def result(self, key: str) -> StoredObject:
+        return StoredObject(key=key, size=self._size, sha256=self.hexdigest())
+
+
+class Storage(abc.ABC):
+    """A write-once object store addressed by keys that obey ``validate_key``.
+
+    Backends translate their own failures into the StorageError family, so callers never need to
+    know which backend is configured. Errors raised by the caller's stream are not translated:
+    they propagate unchanged, after the backend has removed whatever it had started writing.
+    """
+
+    backend: str
+
+    @abc.abstractmethod
+    def put(self, key: str, stream: BinaryIO, *, content_type: str, size: int | None = None) -> StoredObject:
+        """Store the stream's bytes under a new key. ``size``, when given, is the exact length the
+        stream must hold (SizeMismatch otherwise). Raises ObjectExists if the key is taken; after
+        any failure nothing is stored under the key."""
+
+    @abc.abstractmethod
+    def open(self, key: str) -> BinaryIO:
+        """A readable stream of the object's bytes; the caller must close it."""
+
+    @abc.abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the object; a missing key is not an error."""
+
+    @abc.abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abc.abstractmethod
+    def size(self, key: str) -> int: ...
+
+    @abc.abstractmethod
+    def url(
+        self,
+        key: str,
+        *,
+        expires_in: int = MAX_URL_EXPIRY_SECONDS,
+        filename: str | None = None,
+        content_type: str | None = None,
+    ) -> str | None:
+        """A download URL valid for at most 300 seconds, or None where the backend has none.
+        The URL is issued without checking that the object exists."""
+
+    @abc.abstractmethod
+    def keys(self, prefix: str = "") -> Iterator[str]:
+        """Every stored key starting with ``prefix`` (a plain string prefix), in no set order."""
+
+    @abc.abstractmethod
+    def check(self) -> None:
+        """Raise StorageUnavailable unless the store is reachable; cheap enough for a probe."""
+
+    def close(self) -> None:  # noqa: B027 - deliberately optional for backends holding nothing
+        """Release connections or handles the backend owns. Safe to call more than once."""

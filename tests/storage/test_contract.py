@@ -1,0 +1,351 @@
+"""The behaviour every Storage backend promises, run unchanged against a directory and against S3.
+
+The S3 side talks HTTP to a moto server (tests/s3server.py); nothing here is mocked, so what
+passes here is what the application can rely on whichever backend it is configured with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import random
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from storage import (
+    InvalidKey,
+    LocalStorage,
+    ObjectExists,
+    ObjectNotFound,
+    S3Storage,
+    SizeMismatch,
+    Storage,
+    StoredObject,
+)
+
+MiB = 1024 * 1024
+# Bigger than the S3 backend's 16 MiB multipart threshold and 8 MiB part size, so it takes the
+# multipart path there and several write chunks locally.
+LARGE = 20 * MiB
+CONTENT_TYPE = "application/octet-stream"
+
+
+class SourceError(Exception):
+    """Stands in for an upload stream breaking, e.g. a client disconnecting mid-request."""
+
+
+class PatternStream:
+    """Deterministic pseudo-random bytes made on demand, so a large upload never exists in memory.
+
+    Bytes come from fixed-size blocks generated in order, so the content does not depend on how the
+    consumer sizes its reads. Reads are deliberately short and odd-sized, as network streams are.
+    ``fail_at`` raises SourceError once that many bytes have been delivered; ``on_position`` runs
+    once when delivery first reaches ``trigger_at``.
+    """
+
+    BLOCK = 64 * 1024
+
+    def __init__(
+        self,
+        total: int,
+        *,
+        seed: int = 1,
+        max_read: int = 100_003,
+        fail_at: int | None = None,
+        trigger_at: int | None = None,
+        on_position: Callable[[], None] | None = None,
+    ) -> None:
+        self._rng = random.Random(seed)
+        self._remaining = total
+        self._block = b""
+        self._max_read = max_read
+        self._fail_at = fail_at
+        self._trigger_at = trigger_at
+        self._on_position = on_position
+        self.position = 0
+
+    def read(self, n: int | None = -1) -> bytes:
+        if self._fail_at is not None and self.position >= self._fail_at:
+            raise SourceError(f"source broke after {self.position} bytes")
+        limit = self._remaining if n is None or n < 0 else min(n, self._remaining)
+        limit = min(limit, self._max_read)
+        if self._fail_at is not None:
+            limit = min(limit, self._fail_at - self.position)
+        if not self._block and limit:
+            self._block = self._rng.randbytes(self.BLOCK)
+        data, self._block = self._block[:limit], self._block[limit:]
+        self.position += len(data)
+        self._remaining -= len(data)
+        if self._on_position and self._trigger_at is not None and self.position >= self._trigger_at:
+            callback, self._on_position = self._on_position, None
+            callback()
+        return data
+
+
+def pattern_digest(total: int, seed: int = 1) -> str:
+    digest = hashlib.sha256()
+    stream = PatternStream(total, seed=seed, max_read=MiB)
+    while chunk := stream.read(MiB):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_back(store: Storage, key: str) -> tuple[int, str]:
+    """Size and SHA-256 of a stored object, streamed in chunks."""
+    digest = hashlib.sha256()
+    size = 0
+    with store.open(key) as fh:
+        while chunk := fh.read(MiB):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
+    backend: Storage
+    if request.param == "local":
+        backend = LocalStorage(tmp_path / "objects")
+    else:
+        # A prefix, so every contract test also proves the prefix is applied and stripped.
+        backend = S3Storage(request.getfixturevalue("s3_bucket"), prefix="contract/run")
+    yield backend
+    backend.close()
+
+
+def test_put_then_open_returns_the_same_bytes_with_their_sha256_and_size(store: Storage) -> None:
+    payload = b"\x00\x01 panoramic x-ray \xff" * 1000
+    stored = store.put("images/a/b/one.bin", io.BytesIO(payload), content_type="image/png")
+
+    assert stored == StoredObject(
+        key="images/a/b/one.bin", size=len(payload), sha256=hashlib.sha256(payload).hexdigest()
+    )
+    with store.open("images/a/b/one.bin") as fh:
+        assert fh.read() == payload
+    assert store.size("images/a/b/one.bin") == len(payload)
+    assert store.exists("images/a/b/one.bin")
+
+
+def test_an_empty_stream_is_stored_as_an_empty_object(store: Storage) -> None:
+    stored = store.put("empty", io.BytesIO(b""), content_type=CONTENT_TYPE, size=0)
+
+    assert stored.size == 0
+    assert stored.sha256 == hashlib.sha256(b"").hexdigest()
+    with store.open("empty") as fh:
+        assert fh.read() == b""
+
+
+def test_a_stream_larger_than_one_multipart_part_round_trips_intact(store: Storage) -> None:
+    stored = store.put("large/scan.dcm", PatternStream(LARGE), content_type="application/dicom", size=LARGE)
+
+    expected = pattern_digest(LARGE)
+    assert stored.size == LARGE
+    assert stored.sha256 == expected
+    assert read_back(store, "large/scan.dcm") == (LARGE, expected)
+    assert store.size("large/scan.dcm") == LARGE
+
+
+def test_open_streams_in_small_reads_and_closes(store: Storage) -> None:
+    store.put("parts", io.BytesIO(b"0123456789" * 10), content_type=CONTENT_TYPE)
+
+    fh = store.open("parts")
+    pieces = [fh.read(7) for _ in range(16)]
+    fh.close()
+
+    assert b"".join(pieces) == b"0123456789" * 10
+    assert pieces[-1] == b""
+    assert fh.closed
+
+
+def test_put_refuses_to_overwrite_an_existing_key_and_keeps_the_original(store: Storage) -> None:
+    store.put("taken", io.BytesIO(b"original"), content_type=CONTENT_TYPE)
+    replacement = io.BytesIO(b"replacement")
+
+    with pytest.raises(ObjectExists):
+        store.put("taken", replacement, content_type=CONTENT_TYPE)
+
+    with store.open("taken") as fh:
+        assert fh.read() == b"original"
+    # Refused before any of the new stream was consumed.
+    assert replacement.tell() == 0
+
+
+@pytest.mark.parametrize("total", [4096, LARGE], ids=["single-request", "multipart"])
+def test_a_put_that_loses_a_race_leaves_the_winners_object_intact(store: Storage, total: int) -> None:
+    # The winner writes while the loser is already streaming, i.e. after the loser's up-front
+    # existence check: only an atomic create-if-absent on the backend can still refuse the loser.
+    def winner_writes() -> None:
+        store.put("contested", io.BytesIO(b"winner"), content_type=CONTENT_TYPE)
+
+    loser = PatternStream(total, trigger_at=total // 2, on_position=winner_writes)
+
+    with pytest.raises(ObjectExists):
+        store.put("contested", loser, content_type=CONTENT_TYPE)
+
+    with store.open("contested") as fh:
+        assert fh.read() == b"winner"
+    assert list(store.keys()) == ["contested"]
+
+
+def test_open_and_size_of_a_missing_key_raise_object_not_found(store: Storage) -> None:
+    with pytest.raises(ObjectNotFound):
+        store.open("missing/key")
+    with pytest.raises(ObjectNotFound):
+        store.size("missing/key")
+    assert not store.exists("missing/key")
+
+
+def test_delete_is_idempotent_and_exists_follows_it(store: Storage) -> None:
+    store.put("doomed", io.BytesIO(b"x"), content_type=CONTENT_TYPE)
+    assert store.exists("doomed")
+
+    store.delete("doomed")
+    assert not store.exists("doomed")
+    store.delete("doomed")
+    store.delete("never/existed")
+
+    assert not store.exists("doomed")
+    with pytest.raises(ObjectNotFound):
+        store.open("doomed")
+
+
+def test_a_deleted_key_can_be_written_again(store: Storage) -> None:
+    store.put("reused", io.BytesIO(b"first"), content_type=CONTENT_TYPE)
+    store.delete("reused")
+
+    stored = store.put("reused", io.BytesIO(b"second"), content_type=CONTENT_TYPE)
+
+    assert stored.size == len(b"second")
+    with store.open("reused") as fh:
+        assert fh.read() == b"second"
+
+
+def test_keys_lists_what_was_put_under_a_prefix_and_nothing_else(store: Storage) -> None:
+    for key in ["ref/1/a.png", "ref/1/b.dcm", "ref/10/c.jpg", "ref/2/d.png", "other/e.png", "top"]:
+        store.put(key, io.BytesIO(key.encode()), content_type=CONTENT_TYPE)
+
+    assert sorted(store.keys("ref/1/")) == ["ref/1/a.png", "ref/1/b.dcm"]
+    # A prefix is a plain string prefix, as in S3 listings, not a directory name.
+    assert sorted(store.keys("ref/1")) == ["ref/1/a.png", "ref/1/b.dcm", "ref/10/c.jpg"]
+    assert sorted(store.keys()) == [
+        "other/e.png", "ref/1/a.png", "ref/1/b.dcm", "ref/10/c.jpg", "ref/2/d.png", "top",
+    ]
+    assert list(store.keys("nothing/here/")) == []
+
+
+def test_keys_of_an_empty_store_is_empty(store: Storage) -> None:
+    assert list(store.keys()) == []
+
+
+INVALID_KEYS = [
+    "../x",
+    "/abs",
+    "a//b",
+    "a/../b",
+    "a/./b",
+    "a\\b",
+    "",
+    ".",
+    "..",
+    "a/",
+    "a\x00b",
+    "x" * 513,
+    "spaced name",
+    "r\u00f6ntgen",
+]
+
+
+@pytest.mark.parametrize("key", INVALID_KEYS)
+def test_invalid_keys_are_refused_by_every_operation(store: Storage, key: str) -> None:
+    stream = io.BytesIO(b"never stored")
+
+    with pytest.raises(InvalidKey):
+        store.put(key, stream, content_type=CONTENT_TYPE)
+    with pytest.raises(InvalidKey):
+        store.open(key)
+    with pytest.raises(InvalidKey):
+        store.delete(key)
+    with pytest.raises(InvalidKey):
+        store.exists(key)
+    with pytest.raises(InvalidKey):
+        store.size(key)
+    with pytest.raises(InvalidKey):
+        store.url(key)
+
+    assert stream.tell() == 0
+    assert list(store.keys()) == []
+
+
+def test_invalid_key_is_also_a_value_error(store: Storage) -> None:
+    with pytest.raises(ValueError, match="segment"):
+        store.open("a/../b")
+
+
+def test_a_key_of_the_maximum_length_is_accepted(store: Storage) -> None:
+    # Segments stay under the 255-byte file name limit of local filesystems.
+    key = "/".join(["a" * 200, "b" * 200, "c" * 110])
+    assert len(key) == 512
+
+    store.put(key, io.BytesIO(b"long"), content_type=CONTENT_TYPE)
+
+    assert list(store.keys()) == [key]
+    assert store.size(key) == 4
+
+
+def test_listing_prefixes_with_dot_dot_segments_are_refused(store: Storage) -> None:
+    with pytest.raises(InvalidKey):
+        list(store.keys("../"))
+    with pytest.raises(InvalidKey):
+        list(store.keys("a/../"))
+
+
+def test_check_passes_and_leaves_nothing_behind(store: Storage) -> None:
+    assert store.check() is None
+    assert list(store.keys()) == []
+
+
+@pytest.mark.parametrize("fail_at", [0, 5000, LARGE - MiB], ids=["at-once", "early", "after-many-parts"])
+def test_a_stream_failing_part_way_leaves_no_object_under_the_key(store: Storage, fail_at: int) -> None:
+    broken = PatternStream(LARGE, fail_at=fail_at)
+
+    # The stream's own exception comes back unchanged: it is not the store's failure.
+    with pytest.raises(SourceError):
+        store.put("interrupted", broken, content_type=CONTENT_TYPE)
+
+    assert broken.position == fail_at
+    assert not store.exists("interrupted")
+    assert list(store.keys()) == []
+    # Nothing half-written blocks the key either.
+    store.put("interrupted", io.BytesIO(b"retry"), content_type=CONTENT_TYPE)
+    with store.open("interrupted") as fh:
+        assert fh.read() == b"retry"
+
+
+@pytest.mark.parametrize(("announced", "actual"), [(10, 9), (10, 11), (3 * MiB, 3 * MiB + 1)])
+def test_a_stream_of_a_different_size_than_announced_stores_nothing(
+    store: Storage, announced: int, actual: int
+) -> None:
+    with pytest.raises(SizeMismatch):
+        store.put("sized", PatternStream(actual), content_type=CONTENT_TYPE, size=announced)
+
+    assert not store.exists("sized")
+    assert list(store.keys()) == []
+
+
+def test_expiry_of_download_urls_is_capped_at_five_minutes(store: Storage) -> None:
+    store.put("capped", io.BytesIO(b"x"), content_type=CONTENT_TYPE)
+
+    with pytest.raises(ValueError, match="300"):
+        store.url("capped", expires_in=301)
+    with pytest.raises(ValueError, match="300"):
+        store.url("capped", expires_in=0)
+    # Within the cap every backend answers: a URL, or None where it cannot issue one.
+    url = store.url("capped", expires_in=300, filename="x.bin", content_type="image/png")
+    assert url is None or url.startswith("http")
+
+
+def test_backend_names_what_the_application_records(store: Storage) -> None:
+    assert store.backend in {"local", "s3"}
+    assert store.backend == ("local" if isinstance(store, LocalStorage) else "s3")
