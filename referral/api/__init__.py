@@ -1,0 +1,85 @@
+"""HTTP API v1: thin views over the services, documented by flask-smorest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+import swagger_ui_bundle
+from flask import Blueprint, Flask, Response, jsonify, send_from_directory
+from flask_smorest import Api
+
+from referral.api.context import db_session, init_request_context, object_store
+from referral.errors import NotAuthenticated, error_response
+from storage import StorageError
+
+API_PREFIX = "/api/v1"
+
+_OPENAPI_CONFIG = {
+    "API_TITLE": "Teledentistry referral API",
+    "API_VERSION": "v1",
+    "OPENAPI_VERSION": "3.0.3",
+    "OPENAPI_URL_PREFIX": "/api",
+    "OPENAPI_JSON_PATH": "openapi.json",
+    "OPENAPI_SWAGGER_UI_PATH": "docs",
+    "OPENAPI_SWAGGER_UI_URL": "/api/docs/assets/",
+    "API_SPEC_OPTIONS": {
+        "components": {
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearerAuth": []}],
+        "info": {
+            "description": "Capture-only intake, routing to remote readers, signed interpretation reports "
+            "and split claim lines. Errors are always {code, status, message, errors}.",
+        },
+    },
+}
+
+ops = Blueprint("ops", __name__)
+
+
+@ops.get("/healthz")
+def healthz() -> Response:
+    return jsonify(status="ok")
+
+
+@ops.get("/readyz")
+def readyz() -> tuple[Response, int]:
+    checks = {"database": "ok", "storage": "ok"}
+    try:
+        db_session().execute(sa.text("SELECT 1"))
+    except sa.exc.SQLAlchemyError:
+        checks["database"] = "unavailable"
+    try:
+        object_store().check()
+    except StorageError:
+        checks["storage"] = "unavailable"
+    ready = all(value == "ok" for value in checks.values())
+    return jsonify(ready=ready, checks=checks), 200 if ready else 503
+
+
+_SWAGGER_ASSETS = Path(swagger_ui_bundle.swagger_ui_path)
+
+
+@ops.get("/api/docs/assets/<path:filename>")
+def swagger_assets(filename: str) -> Response:
+    # Served from the installed package so the docs page needs no outside network.
+    return send_from_directory(_SWAGGER_ASSETS, filename, max_age=3600)
+
+
+def _unauthenticated(exc: NotAuthenticated) -> Response:
+    response = error_response(401, exc.message)
+    response.headers["WWW-Authenticate"] = 'Bearer realm="api"'
+    return response
+
+
+def register_api(app: Flask) -> None:
+    from referral.api import audit, images, organizations, patients, referrals
+
+    app.config.update(_OPENAPI_CONFIG)
+    init_request_context(app)
+    api = Api(app)
+    for module in (organizations, patients, referrals, images, audit):
+        api.register_blueprint(module.blp, url_prefix=API_PREFIX)
+    app.register_blueprint(ops)
+    app.register_error_handler(NotAuthenticated, _unauthenticated)

@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any, BinaryIO, cast
+
+from flask import Response, jsonify, redirect, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from referral.api.context import current_actor, db_session, object_store
+from referral.schemas.images import (
+    ContentQuerySchema,
+    ImageFileSchema,
+    ImageListSchema,
+    ImageSchema,
+    ImageUploadFormSchema,
+)
+from referral.services import access, idempotency, intake
+from referral.services.idempotency import Replay
+from referral.uploads import HashingSpool
+
+blp = Blueprint("images", __name__, description="Capture-only radiographs and photos")
+
+_CHUNK = 256 * 1024
+
+
+def _upload_fingerprint(referral_id: uuid.UUID, spool: HashingSpool, filename: str | None) -> str:
+    form_items = sorted((key, value) for key, values in request.form.lists() for value in values)
+    return idempotency.fingerprint(
+        "POST", f"/referrals/{referral_id}/images", repr(form_items), spool.sha256, filename or ""
+    )
+
+
+@blp.route("/referrals/<uuid:referral_id>/images")
+class ReferralImages(MethodView):
+    @blp.arguments(ImageUploadFormSchema, location="form")
+    @blp.arguments(ImageFileSchema, location="files")
+    @blp.response(201, ImageSchema)
+    @blp.doc(parameters=[{
+        "in": "header", "name": "Idempotency-Key", "required": False, "schema": {"type": "string", "maxLength": 255},
+        "description": "retries with the same key and body return the first response and store nothing new",
+    }])
+    def post(self, form: dict[str, Any], files: dict[str, Any], referral_id: uuid.UUID) -> Any:
+        """Upload one image, tagged capture only (staff, dentist)"""
+        actor = current_actor()
+        session = db_session()
+        file_storage = files["file"]
+        # UploadRequest spools every file part into a HashingSpool
+        spool = cast(HashingSpool, file_storage.stream)
+        upload = intake.Upload(stream=cast(BinaryIO, spool), size=spool.size, sha256=spool.sha256,
+                               filename=file_storage.filename)
+        key = request.headers.get("Idempotency-Key")
+        if key is None:
+            return intake.intake_image(session, object_store(), actor, referral_id, form, upload)
+
+        _, user_id = access.membership(actor)
+        # Access is checked before the key is looked at, so a key cannot reveal another office's data.
+        access.get_referral(session, actor, referral_id)
+        claimed = idempotency.claim(session, user_id, key,
+                                    _upload_fingerprint(referral_id, spool, file_storage.filename))
+        if isinstance(claimed, Replay):
+            response = jsonify(claimed.body)
+            response.status_code = claimed.status
+            response.headers["Idempotent-Replayed"] = "true"
+            return response
+        try:
+            return intake.intake_image(
+                session, object_store(), actor, referral_id, form, upload,
+                before_commit=lambda image: idempotency.complete(claimed, 201, ImageSchema().dump(image)),
+            )
+        except BaseException:
+            idempotency.release(session, claimed)
+            raise
+
+    @blp.response(200, ImageListSchema)
+    def get(self, referral_id: uuid.UUID) -> Any:
+        """The referral's images"""
+        referral = access.get_referral(db_session(), current_actor(), referral_id)
+        return {"items": referral.images}
+
+
+@blp.route("/images/<uuid:image_id>")
+class ImageById(MethodView):
+    @blp.response(200, ImageSchema)
+    def get(self, image_id: uuid.UUID) -> Any:
+        """One image's metadata"""
+        return access.get_image(db_session(), current_actor(), image_id)
+
+
+def _stream(body: BinaryIO) -> Iterator[bytes]:
+    try:
+        while chunk := body.read(_CHUNK):
+            yield chunk
+    finally:
+        body.close()
+
+
+@blp.route("/images/<uuid:image_id>/content")
+class ImageContent(MethodView):
+    @blp.arguments(ContentQuerySchema, location="query")
+    @blp.response(200, content_type="application/octet-stream", description="the exact bytes uploaded")
+    @blp.alt_response(303, description="redirect to a short-lived URL for the bytes (when redirect=true)")
+    def get(self, query: dict[str, Any], image_id: uuid.UUID) -> Any:
+        """The exact bytes uploaded, as an attachment (audited)"""
+        session, store, actor = db_session(), object_store(), current_actor()
+        if query.get("redirect"):
+            image, url = intake.image_url(session, store, actor, image_id)
+            if url is not None:
+                response = redirect(url, code=303)
+                response.headers["Cache-Control"] = "no-store"
+                return response
+        image, body = intake.open_image(session, store, actor, image_id)
+        response = Response(_stream(body), mimetype=image.content_type, direct_passthrough=True)
+        response.headers["Content-Length"] = str(image.size)
+        response.headers["Content-Disposition"] = f'attachment; filename="{intake.download_name(image)}"'
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["ETag"] = f'"{image.sha256}"'
+        response.headers["X-Content-SHA256"] = image.sha256
+        return response

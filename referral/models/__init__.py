@@ -1,0 +1,21 @@
+"""Typed SQLAlchemy models, one module per aggregate."""
+
+from referral.models.audit import AuditEvent
+from referral.models.idempotency import IdempotencyRecord
+from referral.models.images import Image
+from referral.models.organizations import Organization, Provider
+from referral.models.patients import Patient
+from referral.models.referrals import Referral
+from referral.models.users import ApiToken, User
+
+__all__ = [
+    "ApiToken",
+    "AuditEvent",
+    "IdempotencyRecord",
+    "Image",
+    "Organization",
+    "Patient",
+    "Provider",
+    "Referral",
+    "User",
+]

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from referral.db import Base, UTCDateTime, new_id, utcnow
+from referral.models.enums import Sex, SubscriberRelationship, enum_column_type
+
+
+class Patient(Base):
+    """A patient of one organization, with the dental coverage its claims go to."""
+
+    __tablename__ = "patients"
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=new_id)
+    organization_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("organizations.id"), index=True)
+    first_name: Mapped[str] = mapped_column(sa.String(100))
+    last_name: Mapped[str] = mapped_column(sa.String(100))
+    birth_date: Mapped[date] = mapped_column(sa.Date)
+    sex: Mapped[Sex] = mapped_column(enum_column_type(Sex, "sex"))
+    state: Mapped[str] = mapped_column(sa.String(2), comment="state of residence; drives reader licensure")
+    coverage_payer_id: Mapped[str | None] = mapped_column(sa.String(80))
+    coverage_payer_name: Mapped[str | None] = mapped_column(sa.String(120))
+    coverage_member_id: Mapped[str | None] = mapped_column(sa.String(80))
+    coverage_group_number: Mapped[str | None] = mapped_column(sa.String(80))
+    coverage_relationship: Mapped[SubscriberRelationship | None] = mapped_column(
+        enum_column_type(SubscriberRelationship, "subscriber_relationship")
+    )
+    created_by_user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def coverage(self) -> dict[str, str | None] | None:
+        if self.coverage_payer_id is None:
+            return None
+        return {
+            "payer_id": self.coverage_payer_id,
+            "payer_name": self.coverage_payer_name,
+            "member_id": self.coverage_member_id,
+            "group_number": self.coverage_group_number,
+            "relationship": self.coverage_relationship.value if self.coverage_relationship else None,
+        }

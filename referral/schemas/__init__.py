@@ -1,0 +1,1 @@
+"""marshmallow schemas: separate load and dump schemas per resource, unknown fields refused."""

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from marshmallow import fields
+
+from referral.schemas.common import DumpSchema, PageQuerySchema, PageSchema
+
+
+class AuditQuerySchema(PageQuerySchema):
+    referral_id = fields.UUID()
+
+
+class AuditEventSchema(DumpSchema):
+    id = fields.UUID()
+    at = fields.DateTime()
+    actor_user_id = fields.UUID(allow_none=True)
+    actor_organization_id = fields.UUID(allow_none=True)
+    organization_id = fields.UUID(allow_none=True)
+    action = fields.String()
+    outcome = fields.String()
+    object_type = fields.String()
+    object_id = fields.UUID(allow_none=True)
+    referral_id = fields.UUID(allow_none=True)
+    ip_address = fields.String(allow_none=True)
+    user_agent = fields.String(allow_none=True)
+    details = fields.Dict(allow_none=True)
+
+
+class AuditPageSchema(PageSchema):
+    items = fields.List(fields.Nested(AuditEventSchema))

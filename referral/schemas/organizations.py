@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import ValidationError, fields, validate, validates
+
+from referral.models.enums import Role, Specialty
+from referral.schemas.common import DumpSchema, LoadSchema, Npi, Text, UsState, one_of
+from referral.validation import normalize_tax_id, normalize_zip, taxonomy_is_valid
+
+
+class AddressSchema(LoadSchema):
+    line1 = Text(200, required=True)
+    line2 = Text(200, allow_none=True)
+    city = Text(100, required=True)
+    state = UsState(required=True)
+    zip = fields.String(required=True, validate=validate.Length(max=10))
+
+    @validates("zip")
+    def _zip(self, value: str, **_kwargs: Any) -> None:
+        try:
+            normalize_zip(value)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+
+
+class OrganizationCreateSchema(LoadSchema):
+    name = Text(200, required=True)
+    npi = Npi(required=True)
+    tax_id = fields.String(required=True, validate=validate.Length(max=12))
+    address = fields.Nested(AddressSchema, required=True)
+    phone = Text(20, allow_none=True)
+    requires_teledentistry_consent = fields.Boolean(load_default=True)
+
+    @validates("tax_id")
+    def _tax_id(self, value: str, **_kwargs: Any) -> None:
+        try:
+            normalize_tax_id(value)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+
+
+class AddressDumpSchema(DumpSchema):
+    line1 = fields.String()
+    line2 = fields.String(allow_none=True)
+    city = fields.String()
+    state = fields.String()
+    zip = fields.String()
+
+
+class OrganizationSchema(DumpSchema):
+    id = fields.UUID()
+    name = fields.String()
+    npi = fields.String()
+    tax_id = fields.String()
+    address = fields.Nested(AddressDumpSchema)
+    phone = fields.String(allow_none=True)
+    requires_teledentistry_consent = fields.Boolean()
+    created_at = fields.DateTime()
+
+
+class OrganizationListSchema(DumpSchema):
+    items = fields.List(fields.Nested(OrganizationSchema))
+
+
+class ProviderCreateSchema(LoadSchema):
+    first_name = Text(100, required=True)
+    last_name = Text(100, required=True)
+    credentials = Text(50, allow_none=True)
+    npi = Npi(required=True)
+    taxonomy = fields.String(required=True)
+    specialty = fields.String(required=True, validate=one_of(Specialty.values()))
+    license_states = fields.List(UsState(), load_default=list, validate=validate.Length(max=60))
+    accepting_referrals = fields.Boolean(load_default=True)
+
+    @validates("taxonomy")
+    def _taxonomy(self, value: str, **_kwargs: Any) -> None:
+        if not taxonomy_is_valid(value):
+            raise ValidationError("Not a NUCC taxonomy code (10 characters ending in X, e.g. 1223E0200X).")
+
+
+class ProviderSchema(DumpSchema):
+    id = fields.UUID()
+    organization_id = fields.UUID()
+    first_name = fields.String()
+    last_name = fields.String()
+    credentials = fields.String(allow_none=True)
+    npi = fields.String()
+    taxonomy = fields.String()
+    specialty = fields.Enum(Specialty, by_value=True)
+    license_states = fields.List(fields.String())
+    accepting_referrals = fields.Boolean()
+    created_at = fields.DateTime()
+
+
+class ProviderListSchema(DumpSchema):
+    items = fields.List(fields.Nested(ProviderSchema))
+
+
+class UserCreateSchema(LoadSchema):
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+    role = fields.String(required=True, validate=one_of([r.value for r in Role if r != Role.ADMIN]))
+    provider_id = fields.UUID(allow_none=True)
+
+
+class UserSchema(DumpSchema):
+    id = fields.UUID()
+    organization_id = fields.UUID(allow_none=True)
+    email = fields.String()
+    role = fields.Enum(Role, by_value=True)
+    provider_id = fields.UUID(allow_none=True)
+    active = fields.Boolean()
+    created_at = fields.DateTime()
+
+
+class UserCreatedSchema(UserSchema):
+    token = fields.String(metadata={"description": "API token; shown only in this response"})

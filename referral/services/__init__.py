@@ -1,0 +1,1 @@
+"""The domain: plain functions over a SQLAlchemy session. Nothing here reads the Flask request."""

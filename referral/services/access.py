@@ -1,0 +1,128 @@
+"""Organization scoping, in one place. Every lookup of a patient, referral or image by id goes
+through here: a record of another organization is reported as not found, never as forbidden."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from referral.errors import Forbidden, NotFound, ValidationFailed
+from referral.models import Image, Organization, Patient, Provider, Referral, User
+from referral.models.enums import Role
+from referral.services import audit
+from referral.services.actor import Actor
+
+# Roles of the people who capture images and own referrals at the referring office.
+CAPTURING_ROLES = (Role.STAFF, Role.DENTIST)
+# Roles that may see image bytes. Billing and administrative roles see codes and ids, not pictures
+# (HIPAA minimum necessary).
+IMAGE_VIEWER_ROLES = (Role.STAFF, Role.DENTIST, Role.SPECIALIST)
+CLINICAL_READ_ROLES = (Role.STAFF, Role.DENTIST, Role.SPECIALIST, Role.BILLING, Role.ORG_ADMIN)
+
+T = TypeVar("T")
+
+
+def require_role(actor: Actor, *roles: Role) -> None:
+    if actor.role not in roles:
+        allowed = ", ".join(r.value for r in roles)
+        raise Forbidden(f"This action needs one of the roles: {allowed}")
+
+
+def membership(actor: Actor) -> tuple[uuid.UUID, uuid.UUID]:
+    """The practice and user id of someone working for a practice; platform admins and the command
+    line have none and cannot act on a practice's patients."""
+    if actor.organization_id is None or actor.user_id is None:
+        raise Forbidden("This action is for members of a practice")
+    return actor.organization_id, actor.user_id
+
+
+def require_org_member(actor: Actor, organization_id: uuid.UUID) -> None:
+    """Platform admins act on any organization; everyone else only on their own."""
+    if actor.is_platform_admin:
+        return
+    if actor.organization_id != organization_id:
+        raise NotFound("Organization not found")
+
+
+def get_organization(session: Session, actor: Actor, organization_id: uuid.UUID) -> Organization:
+    require_org_member(actor, organization_id)
+    org = session.get(Organization, organization_id)
+    if org is None:
+        raise NotFound("Organization not found")
+    return org
+
+
+def get_own_provider(session: Session, organization_id: uuid.UUID, provider_id: uuid.UUID, field: str) -> Provider:
+    """A provider that must belong to ``organization_id``; otherwise the field is invalid."""
+    provider = session.get(Provider, provider_id)
+    if provider is None or provider.organization_id != organization_id:
+        raise ValidationFailed(
+            f"{field} is not a provider of your organization",
+            {field: ["Unknown provider for this organization."]},
+        )
+    return provider
+
+
+def referral_visibility(actor: Actor) -> sa.ColumnElement[bool]:
+    """The referrals an actor may see: those of their own organization."""
+    return Referral.organization_id == actor.organization_id
+
+
+def _deny(session: Session, actor: Actor, object_type: str, object_id: uuid.UUID, owner: uuid.UUID | None,
+          referral_id: uuid.UUID | None) -> NotFound:
+    audit.record(
+        session,
+        actor,
+        f"{object_type}.access",
+        object_type=object_type,
+        object_id=object_id,
+        organization_id=owner,
+        referral_id=referral_id,
+        outcome="denied",
+    )
+    session.commit()
+    return NotFound(f"{object_type.capitalize()} not found")
+
+
+def get_referral(session: Session, actor: Actor, referral_id: uuid.UUID) -> Referral:
+    require_role(actor, *CLINICAL_READ_ROLES)
+    referral = session.get(Referral, referral_id)
+    if referral is None:
+        raise NotFound("Referral not found")
+    if not session.execute(
+        sa.select(sa.literal(True)).where(Referral.id == referral_id, referral_visibility(actor))
+    ).scalar():
+        raise _deny(session, actor, "referral", referral_id, referral.organization_id, referral_id)
+    return referral
+
+
+def get_patient(session: Session, actor: Actor, patient_id: uuid.UUID) -> Patient:
+    require_role(actor, *CLINICAL_READ_ROLES)
+    patient = session.get(Patient, patient_id)
+    if patient is None:
+        raise NotFound("Patient not found")
+    if patient.organization_id != actor.organization_id:
+        raise _deny(session, actor, "patient", patient_id, patient.organization_id, None)
+    return patient
+
+
+def get_image(session: Session, actor: Actor, image_id: uuid.UUID) -> Image:
+    image = session.get(Image, image_id)
+    if image is None:
+        raise NotFound("Image not found")
+    # The image is visible exactly when its referral is.
+    try:
+        get_referral(session, actor, image.referral_id)
+    except NotFound:
+        raise NotFound("Image not found") from None
+    return image
+
+
+def get_user(session: Session, actor: Actor, user_id: uuid.UUID) -> User:
+    user = session.get(User, user_id)
+    if user is None or (not actor.is_platform_admin and user.organization_id != actor.organization_id):
+        raise NotFound("User not found")
+    return user

@@ -1,0 +1,249 @@
+"""Capture-only image intake.
+
+The bytes arrive already spooled to a temporary file (hashed and counted while they streamed in).
+Here they are checked, then written to the object store, and only then is the row committed. If
+the commit fails the object is deleted, so there is never a row without its object nor an object
+without its row.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, BinaryIO
+
+from sqlalchemy.orm import Session
+
+from referral.db import new_id
+from referral.errors import Conflict, ServiceUnavailable, UnsupportedMediaType, ValidationFailed
+from referral.imaging.dicom import DicomInfo
+from referral.imaging.inspect import DamagedImage, Inspection, UnsupportedImageType, inspect_image
+from referral.models import Image, Patient, Referral
+from referral.models.enums import ImageKind, ReferralStatus
+from referral.services import access, audit
+from referral.services.actor import Actor
+from storage import Storage, StorageError, StorageUnavailable
+
+log = logging.getLogger(__name__)
+
+UPLOADABLE_STATUSES = (ReferralStatus.DRAFT, ReferralStatus.RETAKE_REQUESTED)
+# Kinds that show teeth one by one and so must say which tooth or area they show.
+_NEEDS_TOOTH_OR_AREA = (ImageKind.PERIAPICAL,)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A complete, seekable upload with the digest computed while it streamed in."""
+
+    stream: BinaryIO
+    size: int
+    sha256: str
+    filename: str | None
+
+
+def safe_filename(name: str | None) -> str | None:
+    """The original name for display only: no directories, no control characters, bounded length."""
+    if not name:
+        return None
+    base = re.split(r"[\\/]", name)[-1]
+    cleaned = "".join(ch for ch in base if unicodedata.category(ch)[0] != "C").strip()
+    return cleaned[:255] or None
+
+
+def _name_key(value: str) -> str:
+    return "".join(ch for ch in unicodedata.normalize("NFKD", value).casefold() if ch.isalnum())
+
+
+def _given_names_agree(a: str, b: str) -> bool:
+    # "Jane" and "Janet" may both be written for one person; "Jane" and "Mary" may not.
+    return a.startswith(b) or b.startswith(a)
+
+
+def _check_patient_matches(dicom: DicomInfo, patient: Patient) -> None:
+    """A DICOM header that names another patient means the wrong image is being attached."""
+    mismatched: dict[str, list[str]] = {}
+    family = _name_key(dicom.patient_family_name or "")
+    given = _name_key((dicom.patient_given_name or "").split(" ")[0])
+    family_differs = bool(family) and family != _name_key(patient.last_name)
+    given_differs = bool(given) and not _given_names_agree(given, _name_key(patient.first_name))
+    if family_differs or given_differs:
+        mismatched["file"] = ["The DICOM patient name does not match the referral's patient."]
+    birth: date | None = dicom.patient_birth_date
+    if birth is not None and birth != patient.birth_date:
+        mismatched.setdefault("file", []).append("The DICOM birth date does not match the referral's patient.")
+    if mismatched:
+        raise ValidationFailed(
+            "This DICOM file belongs to a different patient than the referral; check the image was taken of "
+            "this patient", mismatched,
+        )
+
+
+def _inspect(upload: Upload) -> Inspection:
+    upload.stream.seek(0)
+    try:
+        return inspect_image(upload.stream, upload.size)
+    except UnsupportedImageType as exc:
+        raise UnsupportedMediaType(str(exc), {"file": [str(exc)]}) from None
+    except DamagedImage as exc:
+        raise ValidationFailed(str(exc), {"file": [str(exc)]}) from None
+    finally:
+        upload.stream.seek(0)
+
+
+def _validate_against_referral(session: Session, actor: Actor, referral: Referral, fields: dict[str, Any]) -> None:
+    if referral.status not in UPLOADABLE_STATUSES:
+        raise Conflict(f"Images can be added while the referral is a draft or awaiting a retake; it is "
+                       f"{referral.status.value}")
+    access.get_own_provider(session, access.membership(actor)[0], fields["captured_by_provider_id"],
+                            "captured_by_provider_id")
+    retake_of = fields.get("retake_of")
+    if retake_of is not None:
+        original = session.get(Image, retake_of)
+        if original is None or original.referral_id != referral.id:
+            raise ValidationFailed("retake_of must be an image of this referral",
+                                   {"retake_of": ["Not an image of this referral."]})
+
+
+def _validate_against_file(kind: ImageKind, fields: dict[str, Any], inspection: Inspection,
+                           patient: Patient) -> None:
+    dicom = inspection.dicom
+    if dicom is not None:
+        if kind.is_photo and dicom.is_radiograph:
+            raise ValidationFailed(
+                f"This file is a DICOM radiograph (modality {dicom.modality or 'unknown'}); file it as a "
+                f"radiograph kind, not {kind.value}",
+                {"kind": ["A radiograph cannot be filed as a photo."]},
+            )
+        _check_patient_matches(dicom, patient)
+    if kind in _NEEDS_TOOTH_OR_AREA and not fields["teeth"] and not fields.get("area"):
+        raise ValidationFailed(
+            "A periapical must name the tooth or area it shows",
+            {"teeth": ["Give teeth or area for a periapical."]},
+        )
+
+
+def intake_image(
+    session: Session,
+    store: Storage,
+    actor: Actor,
+    referral_id: uuid.UUID,
+    fields: dict[str, Any],
+    upload: Upload,
+    *,
+    before_commit: Callable[[Image], None] | None = None,
+) -> Image:
+    """Check and store one image of a referral. ``before_commit`` lets the caller add rows (an
+    idempotency response) to the same transaction."""
+    access.require_role(actor, *access.CAPTURING_ROLES)
+    referral = access.get_referral(session, actor, referral_id)
+    _validate_against_referral(session, actor, referral, fields)
+    inspection = _inspect(upload)
+    kind = ImageKind(fields["kind"])
+    dicom = inspection.dicom
+    fields = dict(fields)
+    if not fields.get("teeth") and dicom is not None and dicom.teeth:
+        fields["teeth"] = list(dicom.teeth)
+    fields.setdefault("teeth", [])
+    _validate_against_file(kind, fields, inspection, referral.patient)
+
+    image_id = new_id()
+    key = f"images/{referral.organization_id}/{referral.id}/{image_id}"
+    upload.stream.seek(0)
+    stored = store.put(key, upload.stream, content_type=inspection.content_type, size=upload.size)
+    if stored.sha256 != upload.sha256 or stored.size != upload.size:
+        store.delete(key)
+        log.error("stored object differs from the received upload; object removed")
+        raise ServiceUnavailable("The image store did not keep the bytes intact; nothing was stored. Try again.")
+
+    try:
+        image = Image(
+            id=image_id,
+            referral_id=referral.id,
+            organization_id=referral.organization_id,
+            kind=kind,
+            teeth=fields["teeth"],
+            area=fields.get("area"),
+            reason=fields["reason"],
+            captured_at=fields["captured_at"],
+            captured_by_provider_id=fields["captured_by_provider_id"],
+            capture_only=True,
+            retake_of_id=fields.get("retake_of"),
+            retake_reason=fields.get("retake_reason"),
+            exposure_kvp=fields.get("exposure_kvp") if fields.get("exposure_kvp") is not None
+            else (dicom.kvp if dicom else None),
+            exposure_ma=fields.get("exposure_ma") if fields.get("exposure_ma") is not None
+            else (dicom.tube_current_ma if dicom else None),
+            exposure_time_ms=fields.get("exposure_time_ms") if fields.get("exposure_time_ms") is not None
+            else (dicom.exposure_time_ms if dicom else None),
+            file_format=inspection.format.value,
+            content_type=inspection.content_type,
+            size=stored.size,
+            sha256=stored.sha256,
+            storage_backend=store.backend,
+            storage_key=key,
+            original_filename=safe_filename(upload.filename),
+            width=inspection.width,
+            height=inspection.height,
+            dicom=dicom.to_record_dict() if dicom else None,
+            uploaded_by_user_id=access.membership(actor)[1],
+        )
+        session.add(image)
+        session.flush()
+        audit.record(session, actor, "image.create", object_type="image", object_id=image.id,
+                     organization_id=image.organization_id, referral_id=referral.id,
+                     details={"kind": kind.value, "size": stored.size, "sha256": stored.sha256})
+        if before_commit is not None:
+            before_commit(image)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        _delete_quietly(store, key)
+        raise
+    return image
+
+
+def _delete_quietly(store: Storage, key: str) -> None:
+    try:
+        store.delete(key)
+    except (StorageError, StorageUnavailable):
+        # The integrity check finds and removes objects without rows.
+        log.error("could not remove object after a failed commit; it is left for the orphan sweep")
+
+
+def open_image(session: Session, store: Storage, actor: Actor, image_id: uuid.UUID) -> tuple[Image, BinaryIO]:
+    """The stored bytes of one image, for someone allowed to see pictures. Audited."""
+    image = access.get_image(session, actor, image_id)
+    access.require_role(actor, *access.IMAGE_VIEWER_ROLES)
+    stream = store.open(image.storage_key)
+    audit.record(session, actor, "image.download", object_type="image", object_id=image.id,
+                 organization_id=image.organization_id, referral_id=image.referral_id)
+    session.commit()
+    return image, stream
+
+
+def image_url(session: Session, store: Storage, actor: Actor, image_id: uuid.UUID) -> tuple[Image, str | None]:
+    """A short-lived URL for the bytes, where the store can issue one. Audited at issuance, because
+    the download itself will not pass through this server."""
+    image = access.get_image(session, actor, image_id)
+    access.require_role(actor, *access.IMAGE_VIEWER_ROLES)
+    url = store.url(image.storage_key, expires_in=300, filename=download_name(image),
+                    content_type=image.content_type)
+    if url is not None:
+        audit.record(session, actor, "image.download", object_type="image", object_id=image.id,
+                     organization_id=image.organization_id, referral_id=image.referral_id,
+                     details={"via": "presigned_url", "expires_in": 300})
+        session.commit()
+    return image, url
+
+
+_EXTENSIONS = {"dicom": "dcm", "jpeg": "jpg", "png": "png", "tiff": "tif"}
+
+
+def download_name(image: Image) -> str:
+    """A server-made name: never the uploaded filename, which could carry anything."""
+    return f"image-{image.id}.{_EXTENSIONS.get(image.file_format, 'bin')}"

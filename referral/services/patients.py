@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from referral.models import Patient
+from referral.models.enums import Sex, SubscriberRelationship
+from referral.services import access, audit
+from referral.services.actor import Actor
+from referral.services.pagination import page
+
+
+def create_patient(session: Session, actor: Actor, data: dict[str, Any]) -> Patient:
+    access.require_role(actor, *access.CAPTURING_ROLES)
+    organization_id, user_id = access.membership(actor)
+    coverage = data.get("coverage") or {}
+    patient = Patient(
+        organization_id=organization_id,
+        first_name=data["first_name"],
+        last_name=data["last_name"],
+        birth_date=data["birth_date"],
+        sex=Sex(data["sex"]),
+        state=data["state"],
+        coverage_payer_id=coverage.get("payer_id"),
+        coverage_payer_name=coverage.get("payer_name"),
+        coverage_member_id=coverage.get("member_id"),
+        coverage_group_number=coverage.get("group_number"),
+        coverage_relationship=SubscriberRelationship(coverage.get("relationship", "self")) if coverage else None,
+        created_by_user_id=user_id,
+    )
+    session.add(patient)
+    session.flush()
+    audit.record(session, actor, "patient.create", object_type="patient", object_id=patient.id,
+                 organization_id=patient.organization_id)
+    session.commit()
+    return patient
+
+
+def read_patient(session: Session, actor: Actor, patient_id: Any) -> Patient:
+    patient = access.get_patient(session, actor, patient_id)
+    audit.record(session, actor, "patient.read", object_type="patient", object_id=patient.id,
+                 organization_id=patient.organization_id)
+    session.commit()
+    return patient
+
+
+def list_patients(session: Session, actor: Actor, cursor: str | None, limit: int | None
+                  ) -> tuple[list[Patient], str | None]:
+    access.require_role(actor, *access.CLINICAL_READ_ROLES)
+    query = sa.select(Patient).where(Patient.organization_id == actor.organization_id)
+    items, next_cursor = page(session, query, Patient.id, cursor, limit)
+    audit.record(session, actor, "patient.list", object_type="patient", object_id=None,
+                 organization_id=actor.organization_id, details={"count": len(items)})
+    session.commit()
+    return items, next_cursor

@@ -1,0 +1,100 @@
+"""Request bodies that stream to disk while they are hashed and counted.
+
+Werkzeug hands each multipart file part to a stream factory. Ours writes it to an unnamed temporary
+file and feeds SHA-256 as it goes, so the body is never held in memory and the digest costs no
+second read. A file part larger than ``MAX_UPLOAD_BYTES`` is refused with 413 as soon as it passes
+the limit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from typing import IO, Any
+
+from flask import Request, current_app
+from werkzeug.exceptions import RequestEntityTooLarge
+
+
+class HashingSpool:
+    """A write-once temporary file that knows its SHA-256 and size."""
+
+    def __init__(self, limit: int, directory: str | None = None) -> None:
+        self._file: IO[bytes] = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115 - closed by close()
+        self._digest = hashlib.sha256()
+        self._limit = limit
+        self.size = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        self.size += len(data)
+        if self.size > self._limit:
+            raise RequestEntityTooLarge(
+                f"The file is larger than the {self._limit} byte limit; nothing was stored."
+            )
+        self._digest.update(data)
+        return self._file.write(data)
+
+    @property
+    def sha256(self) -> str:
+        return self._digest.hexdigest()
+
+    def read(self, size: int = -1) -> bytes:
+        return self._file.read(size)
+
+    def readinto(self, buffer: Any) -> int:
+        return self._file.readinto(buffer)  # type: ignore[attr-defined]
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def seekable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._file.closed
+
+    def __iter__(self) -> Any:
+        return iter(self._file)
+
+    def __enter__(self) -> HashingSpool:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+class UploadRequest(Request):
+    _spools: list[HashingSpool]
+
+    def _get_file_stream(
+        self,
+        total_content_length: int | None,
+        content_type: str | None,
+        filename: str | None = None,
+        content_length: int | None = None,
+    ) -> IO[bytes]:
+        spool = HashingSpool(current_app.config["MAX_UPLOAD_BYTES"], current_app.config.get("UPLOAD_TMP_DIR"))
+        # Kept here so that a part abandoned half-way (a 413 mid-stream) is still closed with the request.
+        self.__dict__.setdefault("_spools", []).append(spool)
+        return spool  # type: ignore[return-value]
+
+    def close(self) -> None:
+        super().close()
+        for spool in self.__dict__.get("_spools", []):
+            spool.close()
