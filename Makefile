@@ -1,0 +1,47 @@
+# Set-up and everyday commands. Every target creates .venv and installs on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PORT ?= 5000
+HOST ?= 127.0.0.1
+DEV_ENV := APP_ENV=development
+
+.PHONY: install run migrate admin test pytest lint typecheck clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+migrate: $(STAMP)
+	$(DEV_ENV) $(BIN)/flask --app wsgi db upgrade
+
+run: migrate
+	@echo ""
+	@echo "  Serving on http://$(HOST):$(PORT)  (SQLite and images under ./instance)"
+	@echo "  API docs:     http://$(HOST):$(PORT)/api/docs   (OpenAPI: /api/openapi.json)"
+	@echo "  First token:  make admin EMAIL=you@example.com"
+	@echo ""
+	$(DEV_ENV) $(BIN)/flask --app wsgi run --host $(HOST) --port $(PORT) --no-debugger --no-reload
+
+admin: migrate
+	@test -n "$(EMAIL)" || (echo "usage: make admin EMAIL=you@example.com" && exit 2)
+	@$(DEV_ENV) $(BIN)/flask --app wsgi create-admin $(EMAIL)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
