@@ -1,10 +1,14 @@
-"""Operator commands: ``flask --app wsgi db upgrade`` and ``flask --app wsgi create-admin EMAIL``."""
+"""Operator commands: ``flask --app wsgi db upgrade``, ``flask --app wsgi create-admin EMAIL`` and
+``flask --app wsgi worker`` (webhook and email notifications)."""
 
 from __future__ import annotations
 
 import json
+import logging
+import signal
+import threading
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import click
 from alembic import command
@@ -16,6 +20,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from referral.errors import DomainError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+WORKER_BATCH_LIMIT = 100
+log = logging.getLogger(__name__)
 
 
 def alembic_config(database_url: str) -> Config:
@@ -82,6 +88,68 @@ def create_admin(email: str) -> None:
     click.echo(json.dumps({"user_id": str(user.id), "token": token}))
 
 
+def _worker_pass(stop: threading.Event | None) -> dict[str, int]:
+    """Deliver what is due (and email routing notices when SMTP_URL is set); the outcome counts."""
+    from referral.services import mail, outbox
+
+    config = current_app.config
+    factory = cast(sessionmaker[Session], current_app.extensions["referral.sessionmaker"])
+    summary = outbox.DeliverySummary()
+    policy = outbox.RetryPolicy(max_attempts=int(config.get("WEBHOOK_MAX_ATTEMPTS") or outbox.DEFAULT_MAX_ATTEMPTS))
+    outbox.deliver_due(factory, limit=WORKER_BATCH_LIMIT, policy=policy, summary=summary, stop=stop,
+                       allow_private=bool(config.get("WEBHOOK_ALLOW_PRIVATE")))
+    counts = summary.as_dict()
+    if config.get("SMTP_URL"):
+        counts["emailed"] = mail.notify_routed(factory, smtp_url=str(config["SMTP_URL"]),
+                                               mail_from=config.get("MAIL_FROM"))
+    return counts
+
+
+@click.command("worker", help="Send webhook deliveries (and routing emails when SMTP_URL is set) until "
+                              "SIGTERM or SIGINT; the batch in hand is finished first.")
+@click.option("--once", is_flag=True, help="Deliver what is due now, print a JSON summary and exit.")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
+              help="Seconds between polls when nothing is due.")
+def worker(once: bool, interval: float) -> None:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from referral.services.mail import MailConfigError, parse_smtp_url
+
+    if current_app.config.get("SMTP_URL"):
+        try:
+            parse_smtp_url(str(current_app.config["SMTP_URL"]))
+        except MailConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+    if once:
+        click.echo(json.dumps(_worker_pass(None)))
+        return
+    stop = threading.Event()
+
+    def request_stop(_signum: int, _frame: Any) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    click.echo(json.dumps({"worker": "started", "interval": interval}))
+    try:
+        while not stop.is_set():
+            try:
+                counts = _worker_pass(stop)
+            except SQLAlchemyError as exc:
+                # A database restart should not end the worker; the next poll tries again.
+                log.warning("worker pass failed: %s", type(exc).__name__)
+                counts = {}
+            if any(counts.values()):
+                click.echo(json.dumps(counts))
+            busy = sum(counts.get(k, 0) for k in ("delivered", "failed", "dead")) >= WORKER_BATCH_LIMIT
+            if not busy:
+                stop.wait(interval)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    click.echo(json.dumps({"worker": "stopped"}))
+
+
 def register_commands(app: Flask) -> None:
     app.cli.add_command(db_group)
     app.cli.add_command(create_admin)
+    app.cli.add_command(worker)

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENVIRONMENTS = ("development", "test", "production")
 DEFAULT_MAX_UPLOAD_BYTES = 64 * 1024 * 1024
+# How long a reader has to answer, by urgency: pain or swelling that cannot wait for the next clinic
+# day, a problem for this week, and routine cases that fit a week of reading sessions.
+DEFAULT_RESPONSE_HOURS = {"emergency": 4.0, "urgent": 24.0, "routine": 168.0}
 
 
 class ConfigError(RuntimeError):
@@ -29,6 +32,12 @@ class Settings:
     max_upload_bytes: int
     instance_path: Path
     upload_tmp_dir: str | None
+    response_hours: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_RESPONSE_HOURS))
+    consent_required_states: frozenset[str] = frozenset()
+    webhook_allow_private: bool = False
+    webhook_max_attempts: int = 8
+    smtp_url: str | None = None
+    mail_from: str | None = None
 
     def to_flask_config(self) -> dict[str, object]:
         return {
@@ -41,6 +50,12 @@ class Settings:
             # anything larger is refused with 413 before the body is read.
             "MAX_CONTENT_LENGTH": self.max_upload_bytes + 1024 * 1024,
             "UPLOAD_TMP_DIR": self.upload_tmp_dir,
+            "RESPONSE_HOURS": dict(self.response_hours),
+            "CONSENT_REQUIRED_STATES": self.consent_required_states,
+            "WEBHOOK_ALLOW_PRIVATE": self.webhook_allow_private,
+            "WEBHOOK_MAX_ATTEMPTS": self.webhook_max_attempts,
+            "SMTP_URL": self.smtp_url,
+            "MAIL_FROM": self.mail_from,
             "TESTING": self.env == "test",
         }
 
@@ -64,6 +79,30 @@ def _int_setting(environ: dict[str, str], name: str, default: int) -> int:
     if value <= 0:
         raise ConfigError(f"{name} must be positive")
     return value
+
+
+def _flag(environ: dict[str, str], name: str) -> bool:
+    raw = environ.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(f"{name} must be 1 or 0, got {raw!r}")
+
+
+def _response_hours(environ: dict[str, str]) -> dict[str, float]:
+    hours = dict(DEFAULT_RESPONSE_HOURS)
+    for urgency in hours:
+        name = f"RESPONSE_HOURS_{urgency.upper()}"
+        raw = environ.get(name)
+        if raw:
+            try:
+                hours[urgency] = float(raw)
+            except ValueError as exc:
+                raise ConfigError(f"{name} must be a number of hours, got {raw!r}") from exc
+            if hours[urgency] <= 0:
+                raise ConfigError(f"{name} must be positive")
+    return hours
 
 
 def _development_secret(instance_path: Path) -> str:
@@ -110,4 +149,12 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         max_upload_bytes=_int_setting(env_vars, "MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES),
         instance_path=instance_path,
         upload_tmp_dir=env_vars.get("UPLOAD_TMP_DIR") or None,
+        response_hours=_response_hours(env_vars),
+        consent_required_states=frozenset(
+            s.strip().upper() for s in env_vars.get("CONSENT_REQUIRED_STATES", "").split(",") if s.strip()
+        ),
+        webhook_allow_private=_flag(env_vars, "WEBHOOK_ALLOW_PRIVATE"),
+        webhook_max_attempts=_int_setting(env_vars, "WEBHOOK_MAX_ATTEMPTS", 8),
+        smtp_url=env_vars.get("SMTP_URL") or None,
+        mail_from=env_vars.get("MAIL_FROM") or None,
     )

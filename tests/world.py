@@ -106,6 +106,13 @@ def referral_body(practice: Practice, **overrides: Any) -> dict[str, Any]:
     return body
 
 
+@dataclass
+class Reader:
+    provider_id: str
+    client: Client
+    organization_id: str
+
+
 class World:
     def __init__(self, app: Flask, client: FlaskClient) -> None:
         self.app = app
@@ -159,3 +166,27 @@ class World:
             patient_id=patient.get_json()["id"],
             users=users,
         )
+
+    def reader_practice(self, name: str, **overrides: Any) -> str:
+        org = self.admin.post("/api/v1/organizations", organization_body(name, **overrides))
+        assert org.status_code == 201, org.get_json()
+        return str(org.get_json()["id"])
+
+    def reader(self, organization_id: str, specialty: str = "endodontics", states: tuple[str, ...] = ("CA",),
+               accepting: bool = True, role: str | None = "specialist", last_name: str = "Endo") -> Reader:
+        """A provider who reads, with a login (unless role is None)."""
+        provider = self.admin.post(
+            f"/api/v1/organizations/{organization_id}/providers",
+            provider_body(specialty, last_name=last_name, license_states=list(states), accepting_referrals=accepting,
+                          taxonomy="1223E0200X" if specialty == "endodontics" else "1223G0001X"),
+        )
+        assert provider.status_code == 201, provider.get_json()
+        provider_id = str(provider.get_json()["id"])
+        token = ""
+        if role is not None:
+            user = self.admin.post(f"/api/v1/organizations/{organization_id}/users",
+                                   {"email": f"{provider_id}@readers.example.com", "role": role,
+                                    "provider_id": provider_id})
+            assert user.status_code == 201, user.get_json()
+            token = user.get_json()["token"]
+        return Reader(provider_id=provider_id, client=Client(self.client, token), organization_id=organization_id)

@@ -23,6 +23,9 @@ class AuditEvents(MethodView):
         """Who did what to which record, when and from where"""
         actor = current_actor()
         access.require_role(actor, Role.ORG_ADMIN, Role.ADMIN)
-        items, next_cursor = page(db_session(), audit.visible_events(actor, query.get("referral_id")),
-                                  AuditEvent.id, query.get("cursor"), query.get("limit"))
+        events = audit.visible_events(actor, query.get("referral_id"), query.get("user_id"), query.get("since"),
+                                      query.get("until"))
+        items, next_cursor = page(db_session(), events,
+                                  [AuditEvent.id], query.get("cursor"), query.get("limit"),
+                                  descending=True)
         return {"items": items, "next_cursor": next_cursor}

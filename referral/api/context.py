@@ -11,6 +11,7 @@ from referral.errors import NotAuthenticated
 from referral.models.enums import Role
 from referral.services.actor import Actor
 from referral.services.auth import authenticate
+from referral.services.workflow import WorkflowSettings
 from storage import Storage
 
 
@@ -23,6 +24,13 @@ def db_session() -> Session:
 
 def object_store() -> Storage:
     return cast(Storage, current_app.extensions["referral.storage"])
+
+
+def workflow_settings() -> WorkflowSettings:
+    return WorkflowSettings(
+        response_hours=current_app.config["RESPONSE_HOURS"],
+        consent_required_states=current_app.config["CONSENT_REQUIRED_STATES"],
+    )
 
 
 def current_actor() -> Actor:

@@ -1,14 +1,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any, BinaryIO, cast
 
-from flask import Response, jsonify, redirect, request
+from flask import jsonify, redirect, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from referral.api.context import current_actor, db_session, object_store
+from referral.api.downloads import attachment
 from referral.schemas.images import (
     ContentQuerySchema,
     ImageFileSchema,
@@ -21,9 +21,6 @@ from referral.services.idempotency import Replay
 from referral.uploads import HashingSpool
 
 blp = Blueprint("images", __name__, description="Capture-only radiographs and photos")
-
-_CHUNK = 256 * 1024
-
 
 def _upload_fingerprint(referral_id: uuid.UUID, spool: HashingSpool, filename: str | None) -> str:
     form_items = sorted((key, value) for key, values in request.form.lists() for value in values)
@@ -88,14 +85,6 @@ class ImageById(MethodView):
         return access.get_image(db_session(), current_actor(), image_id)
 
 
-def _stream(body: BinaryIO) -> Iterator[bytes]:
-    try:
-        while chunk := body.read(_CHUNK):
-            yield chunk
-    finally:
-        body.close()
-
-
 @blp.route("/images/<uuid:image_id>/content")
 class ImageContent(MethodView):
     @blp.arguments(ContentQuerySchema, location="query")
@@ -111,11 +100,8 @@ class ImageContent(MethodView):
                 response.headers["Cache-Control"] = "no-store"
                 return response
         image, body = intake.open_image(session, store, actor, image_id)
-        response = Response(_stream(body), mimetype=image.content_type, direct_passthrough=True)
-        response.headers["Content-Length"] = str(image.size)
-        response.headers["Content-Disposition"] = f'attachment; filename="{intake.download_name(image)}"'
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Cache-Control"] = "no-store"
+        response = attachment(body, content_type=image.content_type, filename=intake.download_name(image),
+                              size=image.size)
         response.headers["ETag"] = f'"{image.sha256}"'
         response.headers["X-Content-SHA256"] = image.sha256
         return response

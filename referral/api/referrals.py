@@ -1,19 +1,28 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from referral.api.context import current_actor, db_session
+from referral.api.context import current_actor, db_session, object_store, workflow_settings
+from referral.api.downloads import attachment
+from referral.schemas.images import ImageFileSchema
 from referral.schemas.referrals import (
+    CancelSchema,
+    ConsentSchema,
+    DeclineSchema,
     ReferralCreateSchema,
     ReferralDetailSchema,
     ReferralListQuerySchema,
     ReferralPageSchema,
+    ReferralStateSchema,
+    RetakeRequestSchema,
 )
-from referral.services import referrals
+from referral.services import consent, referrals, workflow
+from referral.services.intake import Upload
+from referral.uploads import HashingSpool
 
 blp = Blueprint("referrals", __name__, description="Referrals from a capturing office to a reader")
 
@@ -24,14 +33,16 @@ class Referrals(MethodView):
     @blp.response(201, ReferralDetailSchema)
     def post(self, data: dict[str, Any]) -> Any:
         """Open a referral as a draft (staff, dentist)"""
-        return referrals.create_referral(db_session(), current_actor(), data)
+        return referrals.create_referral(db_session(), current_actor(), data, workflow_settings())
 
     @blp.arguments(ReferralListQuerySchema, location="query")
     @blp.response(200, ReferralPageSchema)
     def get(self, query: dict[str, Any]) -> Any:
-        """Referrals the caller may see, newest first, a page at a time"""
+        """A reader's inbox or a practice's referrals, by response deadline then id, a page at a time"""
         items, next_cursor = referrals.list_referrals(
-            db_session(), current_actor(), query.get("status"), query.get("cursor"), query.get("limit")
+            db_session(), current_actor(), view=query.get("view"), statuses=query.get("status"),
+            urgency=query.get("urgency"), overdue=query.get("overdue"), cursor=query.get("cursor"),
+            limit=query.get("limit"),
         )
         return {"items": items, "next_cursor": next_cursor}
 
@@ -40,5 +51,75 @@ class Referrals(MethodView):
 class ReferralById(MethodView):
     @blp.response(200, ReferralDetailSchema)
     def get(self, referral_id: uuid.UUID) -> Any:
-        """One referral with its images and report state (audited)"""
+        """One referral with its patient, images, events and report state (audited)"""
         return referrals.read_referral(db_session(), current_actor(), referral_id)
+
+
+@blp.route("/referrals/<uuid:referral_id>/submit", methods=["POST"])
+@blp.response(200, ReferralDetailSchema)
+def submit(referral_id: uuid.UUID) -> Any:
+    """Send the case: checks images, views and consent, then routes it to a reader (referring office)"""
+    return workflow.submit(db_session(), current_actor(), referral_id, workflow_settings())
+
+
+@blp.route("/referrals/<uuid:referral_id>/accept", methods=["POST"])
+@blp.response(200, ReferralDetailSchema)
+def accept(referral_id: uuid.UUID) -> Any:
+    """Take the case (the assigned reader)"""
+    return workflow.accept(db_session(), current_actor(), referral_id)
+
+
+@blp.route("/referrals/<uuid:referral_id>/decline", methods=["POST"])
+@blp.arguments(DeclineSchema)
+@blp.response(200, ReferralStateSchema)
+def decline(data: dict[str, Any], referral_id: uuid.UUID) -> Any:
+    """Decline with a reason; the case goes to the next eligible reader (the assigned reader)"""
+    return workflow.decline(db_session(), current_actor(), referral_id, data["reason"])
+
+
+@blp.route("/referrals/<uuid:referral_id>/retake-requests", methods=["POST"])
+@blp.arguments(RetakeRequestSchema)
+@blp.response(201, ReferralDetailSchema)
+def request_retake(data: dict[str, Any], referral_id: uuid.UUID) -> Any:
+    """Ask the capturing office to retake images (the assigned reader)"""
+    return workflow.request_retake(db_session(), current_actor(), referral_id, data["image_ids"], data["reason"])
+
+
+@blp.route("/referrals/<uuid:referral_id>/cancel", methods=["POST"])
+@blp.arguments(CancelSchema)
+@blp.response(200, ReferralDetailSchema)
+def cancel(data: dict[str, Any], referral_id: uuid.UUID) -> Any:
+    """Withdraw the case before a report is signed (referring office)"""
+    return workflow.cancel(db_session(), current_actor(), referral_id, data.get("reason"))
+
+
+@blp.route("/referrals/<uuid:referral_id>/consent", methods=["PUT"])
+@blp.arguments(ConsentSchema)
+@blp.response(200, ReferralDetailSchema)
+def record_consent(data: dict[str, Any], referral_id: uuid.UUID) -> Any:
+    """Record the patient's teledentistry consent (referring office)"""
+    return workflow.record_consent(db_session(), current_actor(), referral_id, data)
+
+
+_FORM_EXTENSIONS = {"application/pdf": "pdf", "image/jpeg": "jpg", "image/png": "png", "image/tiff": "tif"}
+
+
+@blp.route("/referrals/<uuid:referral_id>/consent/form")
+class ConsentForm(MethodView):
+    @blp.arguments(ImageFileSchema, location="files")
+    @blp.response(200, ReferralDetailSchema)
+    def put(self, files: dict[str, Any], referral_id: uuid.UUID) -> Any:
+        """Keep the scanned, signed consent form (PDF, JPEG, PNG or TIFF) with the referral (referring office)"""
+        file_storage = files["file"]
+        spool = cast(HashingSpool, file_storage.stream)
+        upload = Upload(stream=cast(BinaryIO, spool), size=spool.size, sha256=spool.sha256,
+                        filename=file_storage.filename)
+        return consent.store_form(db_session(), object_store(), current_actor(), referral_id, upload)
+
+    @blp.response(200, content_type="application/octet-stream", description="the consent form as uploaded")
+    def get(self, referral_id: uuid.UUID) -> Any:
+        """The scanned consent form (audited)"""
+        referral, body = consent.open_form(db_session(), object_store(), current_actor(), referral_id)
+        content_type = referral.consent_form_content_type or "application/octet-stream"
+        extension = _FORM_EXTENSIONS.get(content_type, "bin")
+        return attachment(body, content_type=content_type, filename=f"consent-{referral.id}.{extension}")

@@ -4,18 +4,26 @@ from referral.models.audit import AuditEvent
 from referral.models.idempotency import IdempotencyRecord
 from referral.models.images import Image
 from referral.models.organizations import Organization, Provider
+from referral.models.outbox import DeliveryStatus, EmailNotification, OutboxEvent, Webhook, WebhookDelivery
 from referral.models.patients import Patient
-from referral.models.referrals import Referral
+from referral.models.referrals import Referral, ReferralDecline, ReferralEvent
 from referral.models.users import ApiToken, User
 
 __all__ = [
     "ApiToken",
     "AuditEvent",
+    "DeliveryStatus",
+    "EmailNotification",
     "IdempotencyRecord",
     "Image",
     "Organization",
+    "OutboxEvent",
     "Patient",
     "Provider",
     "Referral",
+    "ReferralDecline",
+    "ReferralEvent",
     "User",
+    "Webhook",
+    "WebhookDelivery",
 ]

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -26,9 +27,13 @@ class Referral(Base):
     """A case sent from a capturing office to a reader."""
 
     __tablename__ = "referrals"
+    # Lists are ordered by response deadline then id, from either side: the referring office's
+    # (organization) and the reader's inbox (assigned provider), with or without a status filter.
     __table_args__ = (
-        sa.Index("ix_referrals_org_status_id", "organization_id", "status", "id"),
-        sa.Index("ix_referrals_assigned_status_due", "assigned_provider_id", "status", "due_at"),
+        sa.Index("ix_referrals_org_due", "organization_id", "due_at", "id"),
+        sa.Index("ix_referrals_org_status_due", "organization_id", "status", "due_at", "id"),
+        sa.Index("ix_referrals_assigned_due", "assigned_provider_id", "due_at", "id"),
+        sa.Index("ix_referrals_assigned_status_due", "assigned_provider_id", "status", "due_at", "id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=new_id)
@@ -61,6 +66,12 @@ class Referral(Base):
         enum_column_type(ConsentMethod, "consent_method")
     )
     consent_given_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    consent_form_key: Mapped[str | None] = mapped_column(
+        sa.String(512), comment="object key of a scanned consent form, if one was uploaded"
+    )
+    consent_form_content_type: Mapped[str | None] = mapped_column(sa.String(40))
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, comment="first submission")
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_by_user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -68,6 +79,7 @@ class Referral(Base):
     patient: Mapped[Patient] = relationship()
     referring_provider: Mapped[Provider] = relationship(foreign_keys=[referring_provider_id])
     images: Mapped[list[Image]] = relationship(order_by="Image.id", viewonly=True)
+    events: Mapped[list[ReferralEvent]] = relationship(order_by="ReferralEvent.id", viewonly=True)
 
     @property
     def report(self) -> dict[str, str]:
@@ -81,4 +93,38 @@ class Referral(Base):
             "given_by": self.consent_given_by.value,
             "method": self.consent_method.value if self.consent_method else None,
             "given_at": self.consent_given_at,
+            "form_on_file": self.consent_form_key is not None,
         }
+
+
+class ReferralEvent(Base):
+    """One step of a referral's life: who moved it from which status to which, when and why."""
+
+    __tablename__ = "referral_events"
+    __table_args__ = (sa.Index("ix_referral_events_referral_id_id", "referral_id", "id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=new_id)
+    referral_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("referrals.id"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    action: Mapped[str] = mapped_column(sa.String(30), comment="submit, accept, decline, retake_request, cancel...")
+    from_status: Mapped[str] = mapped_column(sa.String(32))
+    to_status: Mapped[str] = mapped_column(sa.String(32))
+    actor_user_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id"))
+    provider_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("providers.id"), comment="the reader the step concerns, if any"
+    )
+    reason: Mapped[str | None] = mapped_column(sa.String(1000))
+    details: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, comment="ids and codes only")
+
+
+class ReferralDecline(Base):
+    """A reader who declined a referral is never routed that referral again."""
+
+    __tablename__ = "referral_declines"
+    __table_args__ = (sa.UniqueConstraint("referral_id", "provider_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=new_id)
+    referral_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("referrals.id"))
+    provider_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("providers.id"))
+    reason: Mapped[str] = mapped_column(sa.String(1000))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -7,6 +7,9 @@ from referral.schemas.common import DumpSchema, PageQuerySchema, PageSchema
 
 class AuditQuerySchema(PageQuerySchema):
     referral_id = fields.UUID()
+    user_id = fields.UUID(metadata={"description": "who acted"})
+    since = fields.AwareDateTime(metadata={"description": "from this time (inclusive), ISO 8601 with offset"})
+    until = fields.AwareDateTime(metadata={"description": "before this time, ISO 8601 with offset"})
 
 
 class AuditEventSchema(DumpSchema):

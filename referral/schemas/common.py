@@ -108,7 +108,7 @@ def one_of(values: list[str]) -> validate.OneOf:
 
 
 class PageQuerySchema(LoadSchema):
-    cursor = fields.String(validate=validate.Length(max=64))
+    cursor = fields.String(validate=validate.Length(max=256))
     limit = fields.Integer(validate=validate.Range(min=1, max=100), load_default=25)
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import ValidationError, fields, validates
+from marshmallow import ValidationError, fields, validate, validates
 
 from referral.models.enums import (
     ConsentGivenBy,
@@ -24,6 +24,8 @@ from referral.schemas.common import (
     one_of,
 )
 from referral.schemas.images import ImageSchema
+from referral.schemas.patients import PatientSchema
+from referral.services.referrals import is_overdue
 from referral.validation import CAPTURE_PLACES_OF_SERVICE
 
 
@@ -57,6 +59,7 @@ class ConsentDumpSchema(DumpSchema):
     given_by = fields.String()
     method = fields.String(allow_none=True)
     given_at = fields.DateTime()
+    form_on_file = fields.Boolean()
 
 
 class ReportStateSchema(DumpSchema):
@@ -80,17 +83,76 @@ class ReferralSchema(DumpSchema):
     target_provider_id = fields.UUID(allow_none=True)
     assigned_provider_id = fields.UUID(allow_none=True)
     consent = fields.Nested(ConsentDumpSchema, allow_none=True)
+    submitted_at = fields.DateTime(allow_none=True)
+    accepted_at = fields.DateTime(allow_none=True)
+    overdue = fields.Function(lambda r: is_overdue(r))
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
 
 
+class ReferralEventSchema(DumpSchema):
+    id = fields.UUID()
+    at = fields.DateTime()
+    action = fields.String()
+    from_status = fields.String()
+    to_status = fields.String()
+    actor_user_id = fields.UUID(allow_none=True)
+    provider_id = fields.UUID(allow_none=True)
+    reason = fields.String(allow_none=True)
+
+
+class PatientSummarySchema(PatientSchema):
+    """The patient as a reader needs them on the case, without coverage."""
+
+    class Meta:
+        exclude = ("coverage", "organization_id", "created_at")
+
+
 class ReferralDetailSchema(ReferralSchema):
+    patient = fields.Nested(PatientSummarySchema)
     images = fields.List(fields.Nested(ImageSchema))
+    events = fields.List(fields.Nested(ReferralEventSchema))
     report = fields.Nested(ReportStateSchema)
 
 
+class ReferralStateSchema(DumpSchema):
+    id = fields.UUID()
+    status = fields.Enum(ReferralStatus, by_value=True)
+
+
+class StatusList(fields.Field):
+    """One status or several, comma-separated."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[str]:
+        if not isinstance(value, str) or len(value) > 300:
+            raise ValidationError("Give a status or a comma-separated list of statuses.")
+        text = value
+        statuses = [part.strip() for part in text.split(",") if part.strip()]
+        unknown = [s for s in statuses if s not in ReferralStatus.values()]
+        if unknown or not statuses:
+            raise ValidationError(f"Must be statuses among: {', '.join(ReferralStatus.values())}.")
+        return statuses
+
+
 class ReferralListQuerySchema(PageQuerySchema):
-    status = fields.String(validate=one_of(ReferralStatus.values()))
+    view = fields.String(validate=one_of(["inbox", "sent"]), metadata={
+        "description": "inbox: cases assigned to you as reader (default for specialists); sent: your practice's"})
+    status = StatusList(metadata={"description": "one status or a comma-separated list"})
+    urgency = fields.String(validate=one_of(Urgency.values()))
+    overdue = fields.Boolean()
+
+
+class DeclineSchema(LoadSchema):
+    reason = Text(1000, required=True)
+
+
+class RetakeRequestSchema(LoadSchema):
+    image_ids = fields.List(fields.UUID(), required=True, validate=validate.Length(min=1, max=100))
+    reason = Text(1000, required=True, metadata={"description": "e.g. apex cut off, cone cut, movement"})
+
+
+class CancelSchema(LoadSchema):
+    reason = Text(1000, allow_none=True)
 
 
 class ReferralPageSchema(PageSchema):

@@ -66,9 +66,24 @@ def get_own_provider(session: Session, organization_id: uuid.UUID, provider_id: 
     return provider
 
 
+# Roles that read cases when they are linked to the provider a case is assigned to.
+READER_ROLES = (Role.DENTIST, Role.SPECIALIST)
+
+
 def referral_visibility(actor: Actor) -> sa.ColumnElement[bool]:
-    """The referrals an actor may see: those of their own organization."""
-    return Referral.organization_id == actor.organization_id
+    """The referrals an actor may see: those of their own organization, and, for a reader, those
+    assigned to them right now (a reader who declined or was replaced no longer sees the case)."""
+    own = Referral.organization_id == actor.organization_id
+    if actor.provider_id is not None and actor.role in READER_ROLES:
+        return sa.or_(own, Referral.assigned_provider_id == actor.provider_id)
+    return own
+
+
+def require_referring_side(actor: Actor, referral: Referral) -> None:
+    """Changes to the case itself (images, consent, submit, cancel) belong to the referring office."""
+    require_role(actor, *CAPTURING_ROLES)
+    if actor.organization_id != referral.organization_id:
+        raise Forbidden("Only the referring office can do this")
 
 
 def _deny(session: Session, actor: Actor, object_type: str, object_id: uuid.UUID, owner: uuid.UUID | None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -42,7 +43,8 @@ def record(
     return event
 
 
-def visible_events(actor: Actor, referral_id: uuid.UUID | None) -> sa.Select[Any]:
+def visible_events(actor: Actor, referral_id: uuid.UUID | None = None, user_id: uuid.UUID | None = None,
+                   since: datetime | None = None, until: datetime | None = None) -> sa.Select[Any]:
     """An organization admin sees what happened to its records and what its own people did."""
     query = sa.select(AuditEvent)
     if not actor.is_platform_admin:
@@ -54,4 +56,10 @@ def visible_events(actor: Actor, referral_id: uuid.UUID | None) -> sa.Select[Any
         )
     if referral_id is not None:
         query = query.where(AuditEvent.referral_id == referral_id)
+    if user_id is not None:
+        query = query.where(AuditEvent.actor_user_id == user_id)
+    if since is not None:
+        query = query.where(AuditEvent.at >= since)
+    if until is not None:
+        query = query.where(AuditEvent.at < until)
     return query

@@ -141,6 +141,7 @@ def intake_image(
     idempotency response) to the same transaction."""
     access.require_role(actor, *access.CAPTURING_ROLES)
     referral = access.get_referral(session, actor, referral_id)
+    access.require_referring_side(actor, referral)
     _validate_against_referral(session, actor, referral, fields)
     inspection = _inspect(upload)
     kind = ImageKind(fields["kind"])

@@ -50,7 +50,7 @@ def list_patients(session: Session, actor: Actor, cursor: str | None, limit: int
                   ) -> tuple[list[Patient], str | None]:
     access.require_role(actor, *access.CLINICAL_READ_ROLES)
     query = sa.select(Patient).where(Patient.organization_id == actor.organization_id)
-    items, next_cursor = page(session, query, Patient.id, cursor, limit)
+    items, next_cursor = page(session, query, [Patient.id], cursor, limit, descending=True)
     audit.record(session, actor, "patient.list", object_type="patient", object_id=None,
                  organization_id=actor.organization_id, details={"count": len(items)})
     session.commit()

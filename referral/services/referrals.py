@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,6 +17,7 @@ from referral.models.enums import (
     ConsentMethod,
     Mode,
     ReferralStatus,
+    Role,
     Scope,
     Specialty,
     Urgency,
@@ -24,21 +25,13 @@ from referral.models.enums import (
 from referral.services import access, audit
 from referral.services.actor import Actor
 from referral.services.pagination import page
-
-# How long a reader has to answer, by urgency. Emergencies are pain or swelling that cannot wait for
-# the next clinic day; routine cases fit a week of reading sessions.
-RESPONSE_WINDOWS = {
-    Urgency.EMERGENCY: timedelta(hours=4),
-    Urgency.URGENT: timedelta(hours=24),
-    Urgency.ROUTINE: timedelta(days=7),
-}
+from referral.services.workflow import WorkflowSettings
 
 
-def due_at_for(urgency: Urgency, start: datetime) -> datetime:
-    return start + RESPONSE_WINDOWS[urgency]
-
-
-def create_referral(session: Session, actor: Actor, data: dict[str, Any]) -> Referral:
+def create_referral(session: Session, actor: Actor, data: dict[str, Any],
+                    settings: WorkflowSettings | None = None) -> Referral:
+    """A draft. Its deadline is provisional until it is submitted, when the response clock starts."""
+    settings = settings or WorkflowSettings()
     access.require_role(actor, *access.CAPTURING_ROLES)
     organization_id, user_id = access.membership(actor)
     patient = session.get(Patient, data["patient_id"])
@@ -62,7 +55,7 @@ def create_referral(session: Session, actor: Actor, data: dict[str, Any]) -> Ref
         reason=data["reason"],
         teeth=data.get("teeth") or [],
         urgency=urgency,
-        due_at=due_at_for(urgency, now),
+        due_at=settings.due_at(urgency.value, now),
         mode=Mode(data["mode"]),
         scope=Scope(data.get("scope") or Scope.EVALUATE_ONLY),
         place_of_service=data.get("place_of_service") or "11",
@@ -91,14 +84,38 @@ def read_referral(session: Session, actor: Actor, referral_id: uuid.UUID) -> Ref
     return referral
 
 
-def list_referrals(session: Session, actor: Actor, status: str | None, cursor: str | None, limit: int | None
-                   ) -> tuple[list[Referral], str | None]:
+# Cases still waiting on someone; past their deadline they are marked overdue.
+AWAITING_RESPONSE = (ReferralStatus.ROUTED, ReferralStatus.ACCEPTED, ReferralStatus.RETAKE_REQUESTED,
+                     ReferralStatus.UNASSIGNED)
+
+
+def is_overdue(referral: Referral, now: datetime | None = None) -> bool:
+    return referral.status in AWAITING_RESPONSE and referral.due_at < (now or utcnow())
+
+
+def list_referrals(session: Session, actor: Actor, *, view: str | None = None, statuses: list[str] | None = None,
+                   urgency: str | None = None, overdue: bool | None = None, cursor: str | None = None,
+                   limit: int | None = None) -> tuple[list[Referral], str | None]:
+    """The sent box of a practice or the inbox of a reader, by response deadline then id."""
     access.require_role(actor, *access.CLINICAL_READ_ROLES)
-    query = sa.select(Referral).where(access.referral_visibility(actor))
-    if status:
-        query = query.where(Referral.status == ReferralStatus(status))
-    items, next_cursor = page(session, query, Referral.id, cursor, limit)
+    if view is None:
+        view = "inbox" if actor.role == Role.SPECIALIST else "sent"
+    if view == "inbox":
+        if actor.provider_id is None or actor.role not in access.READER_ROLES:
+            raise ValidationFailed("view=inbox lists the cases assigned to a reader; you are not one",
+                                   {"view": ["Only readers have an inbox."]})
+        query = sa.select(Referral).where(Referral.assigned_provider_id == actor.provider_id)
+    else:
+        query = sa.select(Referral).where(Referral.organization_id == actor.organization_id)
+    if statuses:
+        query = query.where(Referral.status.in_([ReferralStatus(s) for s in statuses]))
+    if urgency:
+        query = query.where(Referral.urgency == Urgency(urgency))
+    if overdue is not None:
+        late = sa.and_(Referral.status.in_(AWAITING_RESPONSE), Referral.due_at < utcnow())
+        query = query.where(late if overdue else sa.not_(late))
+    items, next_cursor = page(session, query, [Referral.due_at, Referral.id], cursor, limit)
     audit.record(session, actor, "referral.list", object_type="referral", object_id=None,
-                 organization_id=actor.organization_id, details={"count": len(items)})
+                 organization_id=actor.organization_id, details={"count": len(items), "view": view})
     session.commit()
     return items, next_cursor

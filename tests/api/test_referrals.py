@@ -46,7 +46,7 @@ def test_a_referral_is_read_by_both_capturing_roles_and_every_read_is_audited(ap
     assert {str(r.actor_user_id) for r in reads} == {riverside.users["staff"], riverside.users["dentist"]}
 
 
-def test_referrals_are_listed_newest_first_a_page_at_a_time(riverside: Practice):
+def test_referrals_are_listed_by_deadline_then_id_a_page_at_a_time(riverside: Practice):
     ids = [new_referral(riverside) for _ in range(5)]
 
     first = riverside.staff.get("/api/v1/referrals?limit=2").get_json()
@@ -54,7 +54,7 @@ def test_referrals_are_listed_newest_first_a_page_at_a_time(riverside: Practice)
     third = riverside.staff.get(f"/api/v1/referrals?limit=2&cursor={second['next_cursor']}").get_json()
 
     listed = [item["id"] for page in (first, second, third) for item in page["items"]]
-    assert listed == list(reversed(ids))
+    assert listed == ids, "same urgency: the earliest deadline is the oldest draft"
     assert third["next_cursor"] is None
 
 
