@@ -73,8 +73,7 @@ class ReferralImages(MethodView):
     @blp.response(200, ImageListSchema)
     def get(self, referral_id: uuid.UUID) -> Any:
         """The referral's images"""
-        referral = access.get_referral(db_session(), current_actor(), referral_id)
-        return {"items": referral.images}
+        return {"items": intake.list_images(db_session(), current_actor(), referral_id)}
 
 
 @blp.route("/images/<uuid:image_id>")
@@ -82,7 +81,7 @@ class ImageById(MethodView):
     @blp.response(200, ImageSchema)
     def get(self, image_id: uuid.UUID) -> Any:
         """One image's metadata"""
-        return access.get_image(db_session(), current_actor(), image_id)
+        return intake.read_image(db_session(), current_actor(), image_id)
 
 
 @blp.route("/images/<uuid:image_id>/content")

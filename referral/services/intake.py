@@ -216,6 +216,24 @@ def _delete_quietly(store: Storage, key: str) -> None:
         log.error("could not remove object after a failed commit; it is left for the orphan sweep")
 
 
+def read_image(session: Session, actor: Actor, image_id: uuid.UUID) -> Image:
+    """One image's metadata (no pixels). Audited like every other read of a case."""
+    image = access.get_image(session, actor, image_id)
+    audit.record(session, actor, "image.read", object_type="image", object_id=image.id,
+                 organization_id=image.organization_id, referral_id=image.referral_id)
+    session.commit()
+    return image
+
+
+def list_images(session: Session, actor: Actor, referral_id: uuid.UUID) -> list[Image]:
+    referral = access.get_referral(session, actor, referral_id)
+    audit.record(session, actor, "image.list", object_type="referral", object_id=referral.id,
+                 organization_id=referral.organization_id, referral_id=referral.id,
+                 details={"count": len(referral.images)})
+    session.commit()
+    return list(referral.images)
+
+
 def open_image(session: Session, store: Storage, actor: Actor, image_id: uuid.UUID) -> tuple[Image, BinaryIO]:
     """The stored bytes of one image, for someone allowed to see pictures. Audited."""
     image = access.get_image(session, actor, image_id)

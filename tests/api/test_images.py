@@ -374,3 +374,16 @@ def test_a_file_part_over_the_upload_limit_is_refused_while_streaming(app: Flask
     assert response.status_code == 413
     assert "limit" in response.get_json()["message"]
     assert_nothing_stored(app)
+
+
+def test_reading_image_metadata_and_listing_images_are_audited(app: Flask, riverside: Practice):
+    referral_id = new_referral(riverside)
+    image = upload(riverside.staff, riverside, referral_id, samples.dicom_bytes()).get_json()
+
+    riverside.billing.get(f"/api/v1/images/{image['id']}")
+    riverside.dentist.get(f"/api/v1/referrals/{referral_id}/images")
+
+    with app.app_context(), app.extensions["referral.sessionmaker"]() as session:
+        actions = {(e.action, str(e.actor_user_id)) for e in session.scalars(sa.select(AuditEvent))}
+    assert ("image.read", riverside.users["billing"]) in actions
+    assert ("image.list", riverside.users["dentist"]) in actions
