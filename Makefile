@@ -10,6 +10,7 @@ DEV_ENV := APP_ENV=development
 .PHONY: install run migrate admin test pytest lint typecheck clean
 
 $(STAMP): pyproject.toml
+	bash infra/system-deps.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'

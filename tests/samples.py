@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pydicom
-from PIL import Image
+from PIL import Image, ImageCms
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.sr._snomed_dict import mapping as snomed_rt_mapping
@@ -350,6 +350,23 @@ def _raster(width: int, height: int, image_format: str, *, mode: str = "RGB", **
     return buffer.getvalue()
 
 
+# GPS IFD: latitude 40 deg 26' 46" N, longitude 79 deg 58' 56" W.
+_GPS_IFD = {
+    1: "N",
+    2: (40.0, 26.0, 46.0),
+    3: "W",
+    4: (79.0, 58.0, 56.0),
+}
+CAMERA_MAKE = "Acme Dental Optics"
+CAMERA_MODEL = "IntraCam X9"
+PHOTO_COMMENT = b"operator: Smith^Ann, chair 3"
+PHOTO_XMP = (
+    b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+    b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Make="Acme Dental Optics"/>'
+    b"</rdf:RDF></x:xmpmeta>"
+)
+
+
 def jpeg_bytes(
     width: int = 64, height: int = 48, *, exif_orientation: int | None = None, gps: bool = False
 ) -> bytes:
@@ -358,17 +375,44 @@ def jpeg_bytes(
     if exif_orientation is not None:
         exif[0x0112] = exif_orientation
     if gps:
-        # GPS IFD: latitude 40 deg 26' 46" N, longitude 79 deg 58' 56" W.
-        exif[0x8825] = {
-            1: "N",
-            2: (40.0, 26.0, 46.0),
-            3: "W",
-            4: (79.0, 58.0, 56.0),
-        }
+        exif[0x8825] = dict(_GPS_IFD)
     params: dict[str, Any] = {"quality": 90}
     if exif_orientation is not None or gps:
         params["exif"] = exif.tobytes()
     return _raster(width, height, "JPEG", **params)
+
+
+def camera_jpeg_bytes(width: int = 96, height: int = 64, *, exif_orientation: int = 6) -> bytes:
+    """A phone or intra-oral camera photo carrying everything a preview must drop: EXIF
+    orientation, GPS position, make and model, an ICC profile, XMP and a comment.
+
+    The left half is dark and the right half light, so rotation can be seen in the pixels.
+    """
+    exif = Image.Exif()
+    exif[0x0112] = exif_orientation
+    exif[0x010F] = CAMERA_MAKE
+    exif[0x0110] = CAMERA_MODEL
+    exif[0x8825] = dict(_GPS_IFD)
+    image = Image.new("RGB", (width, height), (30, 30, 30))
+    image.paste((230, 230, 230), (width // 2, 0, width, height))
+    icc = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    # The profile header carries its creation time (bytes 24-35); fixed, so the bytes repeat.
+    icc[24:36] = struct.pack(">6H", 2026, 1, 1, 0, 0, 0)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=90, exif=exif.tobytes(), icc_profile=bytes(icc), xmp=PHOTO_XMP,
+               comment=PHOTO_COMMENT)
+    return buffer.getvalue()
+
+
+def gray16_bytes(image_format: str = "PNG", width: int = 64, height: int = 48, *, maximum: int = 65535) -> bytes:
+    """A 16-bit grayscale sensor export: a left-to-right ramp from 0 to ``maximum``."""
+    ramp = array("H", (column * maximum // (width - 1) for column in range(width))) * height
+    if sys.byteorder == "big":
+        ramp.byteswap()
+    image = Image.frombytes("I;16", (width, height), ramp.tobytes())
+    buffer = io.BytesIO()
+    image.save(buffer, format=image_format)
+    return buffer.getvalue()
 
 
 def png_bytes(width: int = 64, height: int = 48) -> bytes:

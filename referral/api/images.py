@@ -104,3 +104,30 @@ class ImageContent(MethodView):
         response.headers["ETag"] = f'"{image.sha256}"'
         response.headers["X-Content-SHA256"] = image.sha256
         return response
+
+
+def _inline_jpeg(body: BinaryIO, filename: str) -> Any:
+    # Inline, unlike /content: these are JPEGs this server encoded itself from decoded pixels, with
+    # no metadata, so a browser may show them in place (an <img> in the viewer). The type stays
+    # fixed and nosniff stays on, so the bytes can only ever be treated as a JPEG.
+    response = attachment(body, content_type="image/jpeg", filename=filename)
+    response.headers["Content-Disposition"] = f'inline; filename="{filename}"'
+    return response
+
+
+@blp.route("/images/<uuid:image_id>/preview")
+class ImagePreview(MethodView):
+    @blp.response(200, content_type="image/jpeg", description="a JPEG at most 1600 px on its longer side")
+    def get(self, image_id: uuid.UUID) -> Any:
+        """A JPEG preview without metadata, shown inline (audited)"""
+        _, body = intake.open_preview(db_session(), object_store(), current_actor(), image_id)
+        return _inline_jpeg(body, f"image-{image_id}-preview.jpg")
+
+
+@blp.route("/images/<uuid:image_id>/thumbnail")
+class ImageThumbnail(MethodView):
+    @blp.response(200, content_type="image/jpeg", description="a JPEG at most 256 px on its longer side")
+    def get(self, image_id: uuid.UUID) -> Any:
+        """A JPEG thumbnail without metadata, shown inline (audited)"""
+        _, body = intake.open_thumbnail(db_session(), object_store(), current_actor(), image_id)
+        return _inline_jpeg(body, f"image-{image_id}-thumbnail.jpg")

@@ -43,6 +43,7 @@ __all__ = [
     "MAX_SEQUENCE_DEPTH",
     "MAX_TEXT_LENGTH",
     "DicomInfo",
+    "PixelDataLocation",
     "read_dicom",
 ]
 
@@ -114,13 +115,17 @@ _LATERALITY = 0x00200060
 _IMAGE_LATERALITY = 0x00200062
 _SAMPLES_PER_PIXEL = 0x00280002
 _PHOTOMETRIC = 0x00280004
+_PLANAR_CONFIGURATION = 0x00280006
 _NUMBER_OF_FRAMES = 0x00280008
 _ROWS = 0x00280010
 _COLUMNS = 0x00280011
 _BITS_ALLOCATED = 0x00280100
 _BITS_STORED = 0x00280101
+_PIXEL_REPRESENTATION = 0x00280103
 _WINDOW_CENTER = 0x00281050
 _WINDOW_WIDTH = 0x00281051
+_RESCALE_INTERCEPT = 0x00281052
+_RESCALE_SLOPE = 0x00281053
 
 _WANTED_TAGS = [
     _SPECIFIC_CHARACTER_SET,
@@ -149,13 +154,17 @@ _WANTED_TAGS = [
     _IMAGE_LATERALITY,
     _SAMPLES_PER_PIXEL,
     _PHOTOMETRIC,
+    _PLANAR_CONFIGURATION,
     _NUMBER_OF_FRAMES,
     _ROWS,
     _COLUMNS,
     _BITS_ALLOCATED,
     _BITS_STORED,
+    _PIXEL_REPRESENTATION,
     _WINDOW_CENTER,
     _WINDOW_WIDTH,
+    _RESCALE_INTERCEPT,
+    _RESCALE_SLOPE,
 ]
 
 RADIOGRAPH_MODALITIES = frozenset({"IO", "PX", "DX", "CR", "RG", "CT"})
@@ -185,6 +194,9 @@ XRAY_SOP_CLASSES = INTRAORAL_SOP_CLASSES | frozenset(
     )
 )
 
+# Where the pixels sit in the uploaded file: meaningless once the file is in the store, so never recorded.
+_TRANSIENT_FIELDS = frozenset({"pixel_data"})
+
 _PATIENT_FIELDS = frozenset(
     {
         "patient_name",
@@ -195,6 +207,20 @@ _PATIENT_FIELDS = frozenset(
         "operators_name",
     }
 )
+
+
+@dataclass(frozen=True)
+class PixelDataLocation:
+    """Where the top-level Pixel Data value starts in the file it was read from.
+
+    ``length`` is None for encapsulated (compressed) data, whose undefined-length value is a run of
+    items: a basic offset table, then the fragments. Both are checked against the file by
+    ``read_dicom``, so a reader may seek to them without re-validating the structure.
+    """
+
+    value_offset: int
+    length: int | None
+    little_endian: bool
 
 
 @dataclass
@@ -232,6 +258,11 @@ class DicomInfo:
     photometric: str | None = None
     window_center: float | None = None
     window_width: float | None = None
+    pixel_representation: int | None = None
+    planar_configuration: int | None = None
+    rescale_slope: float | None = None
+    rescale_intercept: float | None = None
+    pixel_data: PixelDataLocation | None = field(default=None, compare=False, repr=False)
 
     @property
     def is_radiograph(self) -> bool:
@@ -256,6 +287,8 @@ class DicomInfo:
         """JSON-safe view of every field (None kept as null), for the database."""
         result: dict[str, Any] = {}
         for f in fields(self):
+            if f.name in _TRANSIENT_FIELDS:
+                continue
             value = getattr(self, f.name)
             if isinstance(value, date):  # datetime is a date subclass
                 value = value.isoformat()
@@ -267,7 +300,7 @@ class DicomInfo:
     @classmethod
     def from_record_dict(cls, data: dict[str, Any]) -> DicomInfo:
         """Rebuild from ``to_record_dict`` output; unknown keys are ignored."""
-        known = {f.name for f in fields(cls)}
+        known = {f.name for f in fields(cls)} - _TRANSIENT_FIELDS
         values = {key: value for key, value in data.items() if key in known}
         if isinstance(values.get("acquisition_datetime"), str):
             values["acquisition_datetime"] = datetime.fromisoformat(values["acquisition_datetime"])
@@ -615,6 +648,10 @@ _BINARY_FORMATS = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": 
 
 def _number(ds: Dataset, tag: int) -> float | None:
     elem = _element(ds, tag)
+    if elem is not None and isinstance(elem.value, int) and not isinstance(elem.value, bool):
+        # Parsing a sequence makes pydicom look up PixelRepresentation (to settle ambiguous US/SS
+        # elements) and decode it in place, so by now it may already be a plain integer.
+        return float(elem.value)
     if elem is None or not isinstance(elem.value, bytes):
         return None
     vr = _vr_of(elem)
@@ -831,6 +868,10 @@ def _extract(ds: Dataset, transfer_syntax: str | None) -> DicomInfo:
         photometric=_text(ds, _PHOTOMETRIC, codec, first_value=True),
         window_center=_number(ds, _WINDOW_CENTER),
         window_width=_number(ds, _WINDOW_WIDTH),
+        pixel_representation=_integer(ds, _PIXEL_REPRESENTATION),
+        planar_configuration=_integer(ds, _PLANAR_CONFIGURATION),
+        rescale_slope=_number(ds, _RESCALE_SLOPE),
+        rescale_intercept=_number(ds, _RESCALE_INTERCEPT),
     )
 
 
@@ -904,4 +945,11 @@ def read_dicom(fp: BinaryIO, size: int) -> DicomInfo:
         # file is ambiguous, and ambiguity is not something to store.
         raise _refuse("the DICOM file structure is inconsistent")
     _check_pixels(scanner, layout, info)
+    pixels = layout.pixels
+    if pixels is not None:  # always set once _check_pixels passed; narrows the type
+        info.pixel_data = PixelDataLocation(
+            value_offset=pixels.value_offset,
+            length=None if pixels.length == _UNDEFINED else pixels.length,
+            little_endian=layout.little_endian,
+        )
     return info

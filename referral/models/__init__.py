@@ -7,12 +7,14 @@ from referral.models.organizations import Organization, Provider
 from referral.models.outbox import DeliveryStatus, EmailNotification, OutboxEvent, Webhook, WebhookDelivery
 from referral.models.patients import Patient
 from referral.models.referrals import Referral, ReferralDecline, ReferralEvent
+from referral.models.reports import DiagnosticQuality, Report, ReportAddendum, ReportStatus
 from referral.models.users import ApiToken, User
 
 __all__ = [
     "ApiToken",
     "AuditEvent",
     "DeliveryStatus",
+    "DiagnosticQuality",
     "EmailNotification",
     "IdempotencyRecord",
     "Image",
@@ -23,6 +25,9 @@ __all__ = [
     "Referral",
     "ReferralDecline",
     "ReferralEvent",
+    "Report",
+    "ReportAddendum",
+    "ReportStatus",
     "User",
     "Webhook",
     "WebhookDelivery",

@@ -47,6 +47,12 @@ class Image(Base):
     sha256: Mapped[str] = mapped_column(sa.String(64))
     storage_backend: Mapped[str] = mapped_column(sa.String(10))
     storage_key: Mapped[str] = mapped_column(sa.String(512), unique=True)
+    preview_key: Mapped[str | None] = mapped_column(
+        sa.String(512), comment="JPEG preview (longer side at most 1600 px, no metadata), made at intake"
+    )
+    thumbnail_key: Mapped[str | None] = mapped_column(
+        sa.String(512), comment="JPEG thumbnail (longer side at most 256 px, no metadata), made at intake"
+    )
     original_filename: Mapped[str | None] = mapped_column(sa.String(255), comment="as sent; never a path")
     width: Mapped[int | None] = mapped_column(sa.Integer)
     height: Mapped[int | None] = mapped_column(sa.Integer)

@@ -21,6 +21,7 @@ from referral.models.enums import (
 from referral.models.images import Image
 from referral.models.organizations import Provider
 from referral.models.patients import Patient
+from referral.models.reports import Report
 
 
 class Referral(Base):
@@ -80,10 +81,14 @@ class Referral(Base):
     referring_provider: Mapped[Provider] = relationship(foreign_keys=[referring_provider_id])
     images: Mapped[list[Image]] = relationship(order_by="Image.id", viewonly=True)
     events: Mapped[list[ReferralEvent]] = relationship(order_by="ReferralEvent.id", viewonly=True)
+    interpretation: Mapped[Report | None] = relationship(viewonly=True, uselist=False)
 
     @property
-    def report(self) -> dict[str, str]:
-        return {"status": "none"}
+    def report(self) -> dict[str, Any]:
+        """The report's state as both sides see it on the case."""
+        if self.interpretation is None:
+            return {"status": "none"}
+        return {"status": self.interpretation.status.value, "signed_at": self.interpretation.signed_at}
 
     @property
     def consent(self) -> dict[str, object] | None:

@@ -77,6 +77,13 @@ class ImageSchema(DumpSchema):
     height = fields.Integer(allow_none=True)
     dicom = fields.Function(_public_dicom, metadata={"description": "header fields read from a DICOM file"})
     content_url = fields.Function(lambda image: f"/api/v1/images/{image.id}/content")
+    # Null only for images stored before previews were made at intake.
+    preview_url = fields.Function(
+        lambda image: f"/api/v1/images/{image.id}/preview" if image.preview_key else None,
+        metadata={"description": "JPEG preview, at most 1600 px, without metadata"})
+    thumbnail_url = fields.Function(
+        lambda image: f"/api/v1/images/{image.id}/thumbnail" if image.thumbnail_key else None,
+        metadata={"description": "JPEG thumbnail, at most 256 px, without metadata"})
     created_at = fields.DateTime()
 
 

@@ -64,6 +64,7 @@ class ConsentDumpSchema(DumpSchema):
 
 class ReportStateSchema(DumpSchema):
     status = fields.String(metadata={"description": "none, draft or signed"})
+    signed_at = fields.DateTime(allow_none=True)
 
 
 class ReferralSchema(DumpSchema):

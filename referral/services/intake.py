@@ -1,13 +1,14 @@
 """Capture-only image intake.
 
 The bytes arrive already spooled to a temporary file (hashed and counted while they streamed in).
-Here they are checked, then written to the object store, and only then is the row committed. If
-the commit fails the object is deleted, so there is never a row without its object nor an object
-without its row.
+Here they are checked, a JPEG preview and thumbnail are made from them, all three are written to
+the object store, and only then is the row committed. If any step fails the objects already
+written are deleted, so there is never a row without its objects nor an object without its row.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import unicodedata
@@ -20,9 +21,10 @@ from typing import Any, BinaryIO
 from sqlalchemy.orm import Session
 
 from referral.db import new_id
-from referral.errors import Conflict, ServiceUnavailable, UnsupportedMediaType, ValidationFailed
+from referral.errors import Conflict, NotFound, ServiceUnavailable, UnsupportedMediaType, ValidationFailed
 from referral.imaging.dicom import DicomInfo
 from referral.imaging.inspect import DamagedImage, Inspection, UnsupportedImageType, inspect_image
+from referral.imaging.previews import render_previews
 from referral.models import Image, Patient, Referral
 from referral.models.enums import ImageKind, ReferralStatus
 from referral.services import access, audit
@@ -34,6 +36,11 @@ log = logging.getLogger(__name__)
 UPLOADABLE_STATUSES = (ReferralStatus.DRAFT, ReferralStatus.RETAKE_REQUESTED)
 # Kinds that show teeth one by one and so must say which tooth or area they show.
 _NEEDS_TOOTH_OR_AREA = (ImageKind.PERIAPICAL,)
+# Siblings of the original's key, not children: the local store refuses a key that would make
+# another key a directory.
+PREVIEW_SUFFIX = ".preview.jpg"
+THUMBNAIL_SUFFIX = ".thumb.jpg"
+PREVIEW_CONTENT_TYPE = "image/jpeg"
 
 
 @dataclass(frozen=True)
@@ -89,6 +96,16 @@ def _inspect(upload: Upload) -> Inspection:
         return inspect_image(upload.stream, upload.size)
     except UnsupportedImageType as exc:
         raise UnsupportedMediaType(str(exc), {"file": [str(exc)]}) from None
+    except DamagedImage as exc:
+        raise ValidationFailed(str(exc), {"file": [str(exc)]}) from None
+    finally:
+        upload.stream.seek(0)
+
+
+def _render_previews(upload: Upload, inspection: Inspection) -> tuple[bytes, bytes]:
+    upload.stream.seek(0)
+    try:
+        return render_previews(upload.stream, inspection)
     except DamagedImage as exc:
         raise ValidationFailed(str(exc), {"file": [str(exc)]}) from None
     finally:
@@ -151,17 +168,25 @@ def intake_image(
         fields["teeth"] = list(dicom.teeth)
     fields.setdefault("teeth", [])
     _validate_against_file(kind, fields, inspection, referral.patient)
+    # Made before anything is written: a file that cannot be drawn is refused without store traffic.
+    preview, thumbnail = _render_previews(upload, inspection)
 
     image_id = new_id()
     key = f"images/{referral.organization_id}/{referral.id}/{image_id}"
-    upload.stream.seek(0)
-    stored = store.put(key, upload.stream, content_type=inspection.content_type, size=upload.size)
-    if stored.sha256 != upload.sha256 or stored.size != upload.size:
-        store.delete(key)
-        log.error("stored object differs from the received upload; object removed")
-        raise ServiceUnavailable("The image store did not keep the bytes intact; nothing was stored. Try again.")
-
+    preview_key, thumbnail_key = key + PREVIEW_SUFFIX, key + THUMBNAIL_SUFFIX
+    written: list[str] = []
     try:
+        upload.stream.seek(0)
+        stored = store.put(key, upload.stream, content_type=inspection.content_type, size=upload.size)
+        written.append(key)
+        if stored.sha256 != upload.sha256 or stored.size != upload.size:
+            log.error("stored object differs from the received upload; objects removed")
+            raise ServiceUnavailable(
+                "The image store did not keep the bytes intact; nothing was stored. Try again.")
+        for rendition_key, rendition in ((preview_key, preview), (thumbnail_key, thumbnail)):
+            store.put(rendition_key, io.BytesIO(rendition), content_type=PREVIEW_CONTENT_TYPE, size=len(rendition))
+            written.append(rendition_key)
+
         image = Image(
             id=image_id,
             referral_id=referral.id,
@@ -187,6 +212,8 @@ def intake_image(
             sha256=stored.sha256,
             storage_backend=store.backend,
             storage_key=key,
+            preview_key=preview_key,
+            thumbnail_key=thumbnail_key,
             original_filename=safe_filename(upload.filename),
             width=inspection.width,
             height=inspection.height,
@@ -203,7 +230,8 @@ def intake_image(
         session.commit()
     except BaseException:
         session.rollback()
-        _delete_quietly(store, key)
+        for written_key in reversed(written):
+            _delete_quietly(store, written_key)
         raise
     return image
 
@@ -213,7 +241,7 @@ def _delete_quietly(store: Storage, key: str) -> None:
         store.delete(key)
     except (StorageError, StorageUnavailable):
         # The integrity check finds and removes objects without rows.
-        log.error("could not remove object after a failed commit; it is left for the orphan sweep")
+        log.error("could not remove object after a failed intake; it is left for the orphan sweep")
 
 
 def read_image(session: Session, actor: Actor, image_id: uuid.UUID) -> Image:
@@ -240,6 +268,31 @@ def open_image(session: Session, store: Storage, actor: Actor, image_id: uuid.UU
     access.require_role(actor, *access.IMAGE_VIEWER_ROLES)
     stream = store.open(image.storage_key)
     audit.record(session, actor, "image.download", object_type="image", object_id=image.id,
+                 organization_id=image.organization_id, referral_id=image.referral_id)
+    session.commit()
+    return image, stream
+
+
+def open_preview(session: Session, store: Storage, actor: Actor, image_id: uuid.UUID) -> tuple[Image, BinaryIO]:
+    """The JPEG preview of one image, for someone allowed to see pictures. Audited."""
+    return _open_rendition(session, store, actor, image_id, "preview")
+
+
+def open_thumbnail(session: Session, store: Storage, actor: Actor, image_id: uuid.UUID) -> tuple[Image, BinaryIO]:
+    """The JPEG thumbnail of one image, for someone allowed to see pictures. Audited."""
+    return _open_rendition(session, store, actor, image_id, "thumbnail")
+
+
+def _open_rendition(session: Session, store: Storage, actor: Actor, image_id: uuid.UUID,
+                    rendition: str) -> tuple[Image, BinaryIO]:
+    image = access.get_image(session, actor, image_id)
+    access.require_role(actor, *access.IMAGE_VIEWER_ROLES)
+    key = image.preview_key if rendition == "preview" else image.thumbnail_key
+    if key is None:
+        # Only images stored before previews were introduced lack them.
+        raise NotFound(f"This image has no {rendition}")
+    stream = store.open(key)
+    audit.record(session, actor, f"image.{rendition}", object_type="image", object_id=image.id,
                  organization_id=image.organization_id, referral_id=image.referral_id)
     session.commit()
     return image, stream

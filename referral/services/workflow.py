@@ -290,6 +290,14 @@ def cancel(session: Session, actor: Actor, referral_id: uuid.UUID, reason: str |
     return referral
 
 
+def sign_report(session: Session, actor: Actor, referral: Referral, report: Any) -> None:
+    """The case becomes reported with its signed report; the caller commits both together."""
+    _require_assigned_reader(actor, referral)
+    _move(session, referral, "sign_report", S.REPORTED, actor, provider_id=actor.provider_id,
+          details={"report_id": str(report.id), "content_sha256": report.content_sha256})
+    _notify(session, referral, "report.signed", report_id=str(report.id))
+
+
 def record_consent(session: Session, actor: Actor, referral_id: uuid.UUID, data: dict[str, Any]) -> Referral:
     referral = access.get_referral(session, actor, referral_id)
     access.require_referring_side(actor, referral)

@@ -286,7 +286,7 @@ def test_the_same_idempotency_key_and_body_returns_the_first_response_and_stores
     assert second.headers["Idempotent-Replayed"] == "true"
     rows, keys = stored_state(app)
     assert rows == 1
-    assert len(keys) == 1
+    assert len(keys) == 3, "the original, its preview and its thumbnail"
 
 
 def test_the_same_idempotency_key_with_a_different_body_is_a_conflict(app: Flask, riverside: Practice):
@@ -300,7 +300,7 @@ def test_the_same_idempotency_key_with_a_different_body_is_a_conflict(app: Flask
     assert different.status_code == 409
     rows, keys = stored_state(app)
     assert rows == 1
-    assert len(keys) == 1
+    assert len(keys) == 3, "the original, its preview and its thumbnail"
 
 
 def test_a_refused_upload_does_not_use_up_its_idempotency_key(riverside: Practice):

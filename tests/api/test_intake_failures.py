@@ -24,15 +24,17 @@ from tests.world import Practice, World
 
 
 class FailingStore(Storage):
-    """The real store, with a switch that makes writes fail the way an unreachable backend does."""
+    """The real store, with switches that make writes fail the way an unreachable backend does:
+    every write, or only writes of keys ending in ``fail_suffix``."""
 
     def __init__(self, inner: Storage) -> None:
         self.inner = inner
         self.backend = inner.backend
         self.fail_puts = False
+        self.fail_suffix: str | None = None
 
     def put(self, key: str, stream: BinaryIO, *, content_type: str, size: int | None = None) -> StoredObject:
-        if self.fail_puts:
+        if self.fail_puts or (self.fail_suffix is not None and key.endswith(self.fail_suffix)):
             raise StorageUnavailable("injected failure")
         return self.inner.put(key, stream, content_type=content_type, size=size)
 
@@ -81,6 +83,21 @@ def test_a_store_failure_answers_503_and_leaves_no_row(app: Flask, failing_store
     assert response.status_code == 503
     assert "nothing was stored" in response.get_json()["message"]
     assert_nothing_stored(app)
+
+
+@pytest.mark.parametrize("suffix", [".preview.jpg", ".thumb.jpg"])
+def test_a_store_failure_while_writing_a_preview_answers_503_and_leaves_nothing_behind(
+        app: Flask, failing_store: FailingStore, riverside: Practice, suffix: str):
+    referral_id = new_referral(riverside)
+    failing_store.fail_suffix = suffix
+
+    response = upload(riverside.staff, riverside, referral_id, samples.dicom_bytes())
+
+    assert response.status_code == 503
+    assert "nothing was stored" in response.get_json()["message"]
+    assert_nothing_stored(app)
+    failing_store.fail_suffix = None
+    assert upload(riverside.staff, riverside, referral_id, samples.dicom_bytes()).status_code == 201
 
 
 def test_a_store_failure_releases_the_idempotency_key_for_a_retry(app: Flask, failing_store: FailingStore,
