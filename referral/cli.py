@@ -7,6 +7,7 @@ import json
 import logging
 import signal
 import threading
+import uuid
 from pathlib import Path
 from typing import Any, cast
 
@@ -149,7 +150,30 @@ def worker(once: bool, interval: float) -> None:
     click.echo(json.dumps({"worker": "stopped"}))
 
 
+@click.group("claims", help="Claims, for billing staff.")
+def claims_group() -> None:
+    pass
+
+
+@claims_group.command("explain", help="Print each claim of a referral line by line, with why each line is there.")
+@click.argument("referral_id", type=click.UUID)
+def claims_explain(referral_id: uuid.UUID) -> None:
+    import sqlalchemy as sa
+
+    from referral.billing.explain import explain
+    from referral.models import Claim
+    from referral.services.claims import claim_model
+
+    factory = cast(sessionmaker[Session], current_app.extensions["referral.sessionmaker"])
+    with factory() as session:
+        rows = list(session.scalars(sa.select(Claim).where(Claim.referral_id == referral_id).order_by(Claim.id)))
+        if not rows:
+            raise click.ClickException("No claims for this referral (claims are made when its report is signed)")
+        click.echo(explain([claim_model(session, row) for row in rows]))
+
+
 def register_commands(app: Flask) -> None:
     app.cli.add_command(db_group)
     app.cli.add_command(create_admin)
     app.cli.add_command(worker)
+    app.cli.add_command(claims_group)

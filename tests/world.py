@@ -89,6 +89,7 @@ def provider_body(specialty: str = "general", **overrides: Any) -> dict[str, Any
 
 
 PATIENT = {"first_name": "Jane", "last_name": "Doe", "birth_date": "1980-01-01", "sex": "F", "state": "CA",
+           "address": {"line1": "12 Oak Street", "city": "Sacramento", "zip": "95816"},
            "coverage": {"payer_id": "60054", "payer_name": "Example Dental Plan", "member_id": "W123456789"}}
 
 

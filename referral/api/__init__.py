@@ -74,12 +74,23 @@ def _unauthenticated(exc: NotAuthenticated) -> Response:
 
 
 def register_api(app: Flask) -> None:
-    from referral.api import audit, documents, fhir, images, organizations, patients, referrals, reports, webhooks
+    from referral.api import (
+        audit,
+        claims,
+        documents,
+        fhir,
+        images,
+        organizations,
+        patients,
+        referrals,
+        reports,
+        webhooks,
+    )
 
     app.config.update(_OPENAPI_CONFIG)
     init_request_context(app)
     api = Api(app)
-    for module in (organizations, patients, referrals, images, audit, webhooks, reports, documents, fhir):
+    for module in (organizations, patients, referrals, images, audit, webhooks, reports, documents, fhir, claims):
         api.register_blueprint(module.blp, url_prefix=API_PREFIX)
     app.register_blueprint(ops)
     app.register_error_handler(NotAuthenticated, _unauthenticated)

@@ -1,6 +1,7 @@
 """Typed SQLAlchemy models, one module per aggregate."""
 
 from referral.models.audit import AuditEvent
+from referral.models.claims import Claim, ClaimEdit, ClaimExport, ClaimLine, FeeScheduleEntry
 from referral.models.idempotency import IdempotencyRecord
 from referral.models.images import Image
 from referral.models.organizations import Organization, Provider
@@ -13,9 +14,14 @@ from referral.models.users import ApiToken, User
 __all__ = [
     "ApiToken",
     "AuditEvent",
+    "Claim",
+    "ClaimEdit",
+    "ClaimExport",
+    "ClaimLine",
     "DeliveryStatus",
     "DiagnosticQuality",
     "EmailNotification",
+    "FeeScheduleEntry",
     "IdempotencyRecord",
     "Image",
     "Organization",

@@ -22,6 +22,10 @@ class Patient(Base):
     birth_date: Mapped[date] = mapped_column(sa.Date)
     sex: Mapped[Sex] = mapped_column(enum_column_type(Sex, "sex"))
     state: Mapped[str] = mapped_column(sa.String(2), comment="state of residence; drives reader licensure")
+    address_line1: Mapped[str | None] = mapped_column(sa.String(200), comment="claims to a payer need it")
+    address_line2: Mapped[str | None] = mapped_column(sa.String(200))
+    city: Mapped[str | None] = mapped_column(sa.String(100))
+    zip: Mapped[str | None] = mapped_column(sa.String(9))
     coverage_payer_id: Mapped[str | None] = mapped_column(sa.String(80))
     coverage_payer_name: Mapped[str | None] = mapped_column(sa.String(120))
     coverage_member_id: Mapped[str | None] = mapped_column(sa.String(80))
@@ -31,6 +35,12 @@ class Patient(Base):
     )
     created_by_user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def address(self) -> dict[str, str | None] | None:
+        if self.address_line1 is None:
+            return None
+        return {"line1": self.address_line1, "line2": self.address_line2, "city": self.city, "zip": self.zip}
 
     @property
     def coverage(self) -> dict[str, str | None] | None:

@@ -3,10 +3,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates
 
 from referral import dental
-from referral.validation import US_STATES, npi_is_valid
+from referral.validation import US_STATES, normalize_zip, npi_is_valid
 
 # Capture devices' clocks drift; a timestamp a few minutes ahead is not "in the future".
 _SKEW = timedelta(minutes=5)
@@ -114,3 +114,17 @@ class PageQuerySchema(LoadSchema):
 
 class PageSchema(DumpSchema):
     next_cursor = fields.String(allow_none=True)
+
+
+class StreetAddressSchema(LoadSchema):
+    line1 = Text(200, required=True)
+    line2 = Text(200, allow_none=True)
+    city = Text(100, required=True)
+    zip = fields.String(required=True, validate=validate.Length(max=10))
+
+    @validates("zip")
+    def _zip(self, value: str, **_kwargs: Any) -> None:
+        try:
+            normalize_zip(value)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None

@@ -5,23 +5,12 @@ from typing import Any
 from marshmallow import ValidationError, fields, validate, validates
 
 from referral.models.enums import Role, Specialty
-from referral.schemas.common import DumpSchema, LoadSchema, Npi, Text, UsState, one_of
-from referral.validation import normalize_tax_id, normalize_zip, taxonomy_is_valid
+from referral.schemas.common import DumpSchema, LoadSchema, Npi, StreetAddressSchema, Text, UsState, one_of
+from referral.validation import normalize_tax_id, taxonomy_is_valid
 
 
-class AddressSchema(LoadSchema):
-    line1 = Text(200, required=True)
-    line2 = Text(200, allow_none=True)
-    city = Text(100, required=True)
+class AddressSchema(StreetAddressSchema):
     state = UsState(required=True)
-    zip = fields.String(required=True, validate=validate.Length(max=10))
-
-    @validates("zip")
-    def _zip(self, value: str, **_kwargs: Any) -> None:
-        try:
-            normalize_zip(value)
-        except ValueError as exc:
-            raise ValidationError(str(exc)) from None
 
 
 class OrganizationCreateSchema(LoadSchema):

@@ -3,7 +3,16 @@ from __future__ import annotations
 from marshmallow import fields
 
 from referral.models.enums import Sex, SubscriberRelationship
-from referral.schemas.common import DumpSchema, LoadSchema, PageSchema, PastDate, Text, UsState, one_of
+from referral.schemas.common import (
+    DumpSchema,
+    LoadSchema,
+    PageSchema,
+    PastDate,
+    StreetAddressSchema,
+    Text,
+    UsState,
+    one_of,
+)
 
 
 class CoverageSchema(LoadSchema):
@@ -20,6 +29,8 @@ class PatientCreateSchema(LoadSchema):
     birth_date = PastDate(required=True)
     sex = fields.String(required=True, validate=one_of(Sex.values()))
     state = UsState(required=True)
+    address = fields.Nested(StreetAddressSchema, allow_none=True, metadata={
+        "description": "street address in the patient's state; needed on claims sent to a payer"})
     coverage = fields.Nested(CoverageSchema, allow_none=True)
 
 
@@ -39,6 +50,7 @@ class PatientSchema(DumpSchema):
     birth_date = fields.Date()
     sex = fields.Enum(Sex, by_value=True)
     state = fields.String()
+    address = fields.Dict(allow_none=True)
     coverage = fields.Nested(CoverageDumpSchema, allow_none=True)
     created_at = fields.DateTime()
 

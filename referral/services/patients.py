@@ -10,12 +10,14 @@ from referral.models.enums import Sex, SubscriberRelationship
 from referral.services import access, audit
 from referral.services.actor import Actor
 from referral.services.pagination import page
+from referral.validation import normalize_zip
 
 
 def create_patient(session: Session, actor: Actor, data: dict[str, Any]) -> Patient:
     access.require_role(actor, *access.CAPTURING_ROLES)
     organization_id, user_id = access.membership(actor)
     coverage = data.get("coverage") or {}
+    address = data.get("address") or {}
     patient = Patient(
         organization_id=organization_id,
         first_name=data["first_name"],
@@ -23,6 +25,10 @@ def create_patient(session: Session, actor: Actor, data: dict[str, Any]) -> Pati
         birth_date=data["birth_date"],
         sex=Sex(data["sex"]),
         state=data["state"],
+        address_line1=address.get("line1"),
+        address_line2=address.get("line2"),
+        city=address.get("city"),
+        zip=normalize_zip(address["zip"]) if address else None,
         coverage_payer_id=coverage.get("payer_id"),
         coverage_payer_name=coverage.get("payer_name"),
         coverage_member_id=coverage.get("member_id"),

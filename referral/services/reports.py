@@ -15,7 +15,7 @@ from referral.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from referral.models import Referral, Report, ReportAddendum
 from referral.models.enums import ReferralStatus
 from referral.models.reports import DiagnosticQuality, ReportStatus
-from referral.services import access, audit, workflow
+from referral.services import access, audit, claims, workflow
 from referral.services.actor import Actor
 
 FINDING_FIELDS = ("crown", "roots", "pdl_space", "lamina_dura", "periapical_area", "bone_levels", "other")
@@ -112,6 +112,9 @@ def sign(session: Session, actor: Actor, referral_id: uuid.UUID) -> Report:
     report.signed_by_user_id = actor.user_id
     report.content_sha256 = hashlib.sha256(canonical_content(report, referral, now)).hexdigest()
     workflow.sign_report(session, actor, referral, report)
+    session.flush()
+    session.refresh(referral)
+    claims.regenerate(session, actor, referral)
     session.commit()
     return report
 
@@ -132,6 +135,8 @@ def add_addendum(session: Session, actor: Actor, referral_id: uuid.UUID, text: s
                               signed_by_user_id=user_id, signed_at=now, content_sha256=digest)
     session.add(addendum)
     session.flush()
+    # An addendum may change what is billable; claims follow, and stay put when nothing changed.
+    claims.regenerate(session, actor, referral)
     audit.record(session, actor, "report.addendum", object_type="report", object_id=report.id,
                  organization_id=referral.organization_id, referral_id=referral.id,
                  details={"addendum_id": str(addendum.id)})

@@ -11,12 +11,14 @@ def test_staff_register_a_patient_with_coverage(riverside: Practice):
     assert body["last_name"] == "Doe"
     assert body["coverage"]["payer_id"] == "60054"
     assert body["coverage"]["relationship"] == "self"
+    assert body["address"] == {"line1": "12 Oak Street", "line2": None, "city": "Sacramento", "zip": "95816"}
 
 
 def test_bad_patient_fields_are_refused(riverside: Practice):
     for overrides in ({"birth_date": "2999-01-01"}, {"birth_date": "1800-01-01"}, {"sex": "X"},
                       {"state": "Cali"}, {"first_name": "a" * 101}, {"ssn": "123-45-6789"},
-                      {"coverage": {"payer_id": "1"}}):
+                      {"coverage": {"payer_id": "1"}}, {"address": {"line1": "1 Main", "city": "X", "zip": "1"}},
+                      {"address": {"city": "X", "zip": "95816"}}):
         response = riverside.staff.post("/api/v1/patients", {**PATIENT, **overrides})
         assert response.status_code == 422, overrides
 
