@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from referral.db import Base, UTCDateTime, new_id, utcnow
-from referral.models.organizations import Organization
+from referral.models.organizations import Organization, Provider
 
 MONEY = sa.Numeric(12, 2)
 
@@ -53,6 +53,8 @@ class Claim(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     billing_organization: Mapped[Organization] = relationship(viewonly=True)
+    rendering_provider: Mapped[Provider] = relationship(viewonly=True, foreign_keys=[rendering_provider_id])
+    referring_provider: Mapped[Provider | None] = relationship(viewonly=True, foreign_keys=[referring_provider_id])
     lines: Mapped[list[ClaimLine]] = relationship(order_by="ClaimLine.number", cascade="all, delete-orphan")
     edits: Mapped[list[ClaimEdit]] = relationship(order_by="ClaimEdit.id", cascade="all, delete-orphan")
 

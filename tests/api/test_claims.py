@@ -79,6 +79,9 @@ def test_a_split_case_gives_each_practice_only_its_own_claim(app: Flask, world: 
     assert reading["place_of_service"] == "02"
     assert reading["referring_provider_id"] == riverside.dentist_provider_id
     assert reading["rendering_provider_id"] == reader.provider_id
+    assert reading["rendering_taxonomy"] == "1223E0200X"
+    assert len(reading["rendering_npi"]) == 10
+    assert reading["referring_npi"] is not None
     assert sorted(line["code"] for line in reading["lines"]) == ["D0391", "D9996"]
     assert reading["total"] == "75.00"
     assert outsider.status_code == 404
