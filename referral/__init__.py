@@ -14,7 +14,9 @@ def create_app(settings: Settings | None = None, *, store: storage.Storage | Non
     from referral.api import register_api
     from referral.cli import register_commands
     from referral.errors import register_error_handlers
+    from referral.security import register_security_headers
     from referral.uploads import UploadRequest
+    from referral.web import register_web
 
     settings = settings or load_settings()
     app = Flask(__name__, instance_path=str(settings.instance_path))
@@ -27,6 +29,8 @@ def create_app(settings: Settings | None = None, *, store: storage.Storage | Non
     app.extensions["referral.storage"] = store if store is not None else storage.from_url(settings.storage_url)
 
     register_api(app)
+    register_web(app)
+    register_security_headers(app)
     register_error_handlers(app)
     register_commands(app)
     return app

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import sys
 import threading
 import uuid
 from pathlib import Path
@@ -77,13 +78,17 @@ def db_current() -> None:
 
 @click.command("create-admin", help="Create a platform admin and print its id and first API token as JSON.")
 @click.argument("email")
-def create_admin(email: str) -> None:
+@click.option("--password-stdin", is_flag=True,
+              help="Read a web sign-in password (12-128 characters) from the first line of standard input.")
+def create_admin(email: str, password_stdin: bool) -> None:
     from referral.services.organizations import create_platform_admin
 
+    # Standard input rather than an argument, so the password stays out of shell history and `ps`.
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
     factory = cast(sessionmaker[Session], current_app.extensions["referral.sessionmaker"])
     with factory() as session:
         try:
-            user, token = create_platform_admin(session, email)
+            user, token = create_platform_admin(session, email, password)
         except DomainError as exc:
             raise click.ClickException(exc.message) from None
     click.echo(json.dumps({"user_id": str(user.id), "token": token}))

@@ -38,6 +38,8 @@ class Settings:
     webhook_max_attempts: int = 8
     smtp_url: str | None = None
     mail_from: str | None = None
+    # HIPAA automatic logoff: a browser session idle this long is ended on the server.
+    session_idle_minutes: int = 15
 
     def to_flask_config(self) -> dict[str, object]:
         return {
@@ -56,6 +58,7 @@ class Settings:
             "WEBHOOK_MAX_ATTEMPTS": self.webhook_max_attempts,
             "SMTP_URL": self.smtp_url,
             "MAIL_FROM": self.mail_from,
+            "SESSION_IDLE_MINUTES": self.session_idle_minutes,
             "TESTING": self.env == "test",
         }
 
@@ -75,7 +78,7 @@ def _int_setting(environ: dict[str, str], name: str, default: int) -> int:
     try:
         value = int(raw)
     except ValueError as exc:
-        raise ConfigError(f"{name} must be a whole number of bytes, got {raw!r}") from exc
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from exc
     if value <= 0:
         raise ConfigError(f"{name} must be positive")
     return value
@@ -157,4 +160,5 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         webhook_max_attempts=_int_setting(env_vars, "WEBHOOK_MAX_ATTEMPTS", 8),
         smtp_url=env_vars.get("SMTP_URL") or None,
         mail_from=env_vars.get("MAIL_FROM") or None,
+        session_idle_minutes=_int_setting(env_vars, "SESSION_IDLE_MINUTES", 15),
     )

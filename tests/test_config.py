@@ -43,3 +43,11 @@ def test_nonsense_settings_are_refused_with_their_name(tmp_path: Path):
         load_settings({"APP_ENV": "test", "INSTANCE_PATH": str(tmp_path), "MAX_UPLOAD_BYTES": "lots"})
     with pytest.raises(ConfigError, match="APP_ENV"):
         load_settings({"APP_ENV": "staging", "INSTANCE_PATH": str(tmp_path)})
+
+
+def test_the_web_session_idle_timeout_defaults_to_15_minutes_and_can_be_set(tmp_path: Path):
+    base = {"APP_ENV": "test", "INSTANCE_PATH": str(tmp_path)}
+    assert load_settings(base).to_flask_config()["SESSION_IDLE_MINUTES"] == 15
+    assert load_settings({**base, "SESSION_IDLE_MINUTES": "5"}).session_idle_minutes == 5
+    with pytest.raises(ConfigError, match="SESSION_IDLE_MINUTES"):
+        load_settings({**base, "SESSION_IDLE_MINUTES": "soon"})

@@ -10,6 +10,7 @@ from referral.models.patients import Patient
 from referral.models.referrals import Referral, ReferralDecline, ReferralEvent
 from referral.models.reports import DiagnosticQuality, Report, ReportAddendum, ReportStatus
 from referral.models.users import ApiToken, User
+from referral.models.web import SignInAttempt, WebSession
 
 __all__ = [
     "ApiToken",
@@ -34,7 +35,9 @@ __all__ = [
     "Report",
     "ReportAddendum",
     "ReportStatus",
+    "SignInAttempt",
     "User",
+    "WebSession",
     "Webhook",
     "WebhookDelivery",
 ]

@@ -22,6 +22,9 @@ class User(Base):
     role: Mapped[Role] = mapped_column(enum_column_type(Role, "role"))
     provider_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("providers.id"))
     active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    password_hash: Mapped[str | None] = mapped_column(
+        sa.String(255), comment="argon2id; null for users who sign in with API tokens only"
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     organization: Mapped[Organization | None] = relationship()

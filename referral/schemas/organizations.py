@@ -90,6 +90,9 @@ class UserCreateSchema(LoadSchema):
     email = fields.Email(required=True, validate=validate.Length(max=254))
     role = fields.String(required=True, validate=one_of([r.value for r in Role if r != Role.ADMIN]))
     provider_id = fields.UUID(allow_none=True)
+    # load_only: the password goes in once and never comes back out in any response.
+    password = fields.String(load_only=True, validate=validate.Length(min=12, max=128),
+                             metadata={"description": "optional; for signing in to the web pages (12-128 characters)"})
 
 
 class UserSchema(DumpSchema):

@@ -15,6 +15,7 @@ from referral.models.enums import Role, Specialty
 from referral.services import access, audit
 from referral.services.actor import Actor
 from referral.services.auth import issue_token
+from referral.services.web_auth import hash_password
 
 # Which roles a user may hold depends on the provider they are linked to, if any.
 _PROVIDER_ROLES = {Role.DENTIST, Role.SPECIALIST}
@@ -98,7 +99,9 @@ def create_user(session: Session, actor: Actor, organization_id: uuid.UUID, data
     elif role in _PROVIDER_ROLES:
         raise ValidationFailed(f"A {role.value} user must be linked to a provider",
                                {"provider_id": ["Required for this role."]})
-    user = User(organization_id=org.id, email=data["email"].strip().lower(), role=role, provider_id=provider_id)
+    password = data.get("password")
+    user = User(organization_id=org.id, email=data["email"].strip().lower(), role=role, provider_id=provider_id,
+                password_hash=hash_password(password) if password else None)
     session.add(user)
     try:
         session.flush()
@@ -107,16 +110,17 @@ def create_user(session: Session, actor: Actor, organization_id: uuid.UUID, data
         raise Conflict("A user with this email already exists", {"email": ["Already registered."]}) from None
     token = issue_token(session, user)
     audit.record(session, actor, "user.create", object_type="user", object_id=user.id, organization_id=org.id,
-                 details={"role": role.value})
+                 details={"role": role.value, "password_set": bool(password)})
     session.commit()
     return user, token
 
 
-def create_platform_admin(session: Session, email: str) -> tuple[User, str]:
+def create_platform_admin(session: Session, email: str, password: str | None = None) -> tuple[User, str]:
     email = email.strip().lower()
     if "@" not in email or len(email) > 254:
         raise ValidationFailed("EMAIL must be an email address", {"email": ["Not a valid email address."]})
-    user = User(organization_id=None, email=email, role=Role.ADMIN)
+    user = User(organization_id=None, email=email, role=Role.ADMIN,
+                password_hash=hash_password(password) if password is not None else None)
     session.add(user)
     try:
         session.flush()
