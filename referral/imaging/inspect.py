@@ -35,7 +35,7 @@ _DAMAGED = "the image is truncated or damaged; export it again from the camera o
 # Pillow's global decompression-bomb check, which warns rather than fails
 # below 2x its limit; our own MAX_PIXELS check runs first instead, without
 # touching Pillow's process-wide Image.MAX_IMAGE_PIXELS.
-_RASTER_CLASSES: dict[ImageFormat, type[ImageFile.ImageFile]] = {
+RASTER_CLASSES: dict[ImageFormat, type[ImageFile.ImageFile]] = {
     ImageFormat.JPEG: JpegImagePlugin.JpegImageFile,
     ImageFormat.PNG: PngImagePlugin.PngImageFile,
     ImageFormat.TIFF: TiffImagePlugin.TiffImageFile,
@@ -83,7 +83,7 @@ def _displayed_size(image: ImageFile.ImageFile) -> tuple[int, int]:
 
 
 def _inspect_raster(fp: BinaryIO, image_format: ImageFormat) -> tuple[int, int]:
-    image_class = _RASTER_CLASSES[image_format]
+    image_class = RASTER_CLASSES[image_format]
     try:
         with image_class(fp) as image:
             width, height = image.size

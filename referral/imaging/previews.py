@@ -27,13 +27,11 @@ from PIL import (
     ImageMath,
     ImageOps,
     JpegImagePlugin,
-    PngImagePlugin,
-    TiffImagePlugin,
 )
 
 from referral.imaging import DamagedImage
 from referral.imaging.dicom import DicomInfo, PixelDataLocation
-from referral.imaging.inspect import MAX_PIXELS, Inspection
+from referral.imaging.inspect import MAX_PIXELS, RASTER_CLASSES, Inspection
 from referral.imaging.sniff import ImageFormat
 
 __all__ = [
@@ -60,13 +58,6 @@ _PLACEHOLDER_TEXT = "preview unavailable"
 
 _DAMAGED = "the image could not be decoded; export it again from the camera or imaging software"
 
-# The format's own class, as in ``inspect``: Image.open would apply Pillow's process-wide
-# decompression-bomb check, which warns below our own (already enforced) limit.
-_RASTER_CLASSES: dict[ImageFormat, type[ImageFile.ImageFile]] = {
-    ImageFormat.JPEG: JpegImagePlugin.JpegImageFile,
-    ImageFormat.PNG: PngImagePlugin.PngImageFile,
-    ImageFormat.TIFF: TiffImagePlugin.TiffImageFile,
-}
 # inspect_image reports JPEG and TIFF sizes as displayed (EXIF orientation applied) and ignores
 # PNG's rarely honoured eXIf chunk; previews follow the same rule so they match the stated size.
 _ORIENTED_FORMATS = frozenset({ImageFormat.JPEG, ImageFormat.TIFF})
@@ -159,7 +150,7 @@ def _target(size: tuple[int, int], max_side: int) -> tuple[int, int]:
 
 def _decode_raster(fp: BinaryIO, image_format: ImageFormat, max_side: int) -> Image.Image:
     try:
-        with _RASTER_CLASSES[image_format](fp) as image:
+        with RASTER_CLASSES[image_format](fp) as image:
             if image_format is ImageFormat.JPEG:
                 # libjpeg scales while decoding (1/2 to 1/8), never below the requested size.
                 image.draft(None, _target(image.size, max_side))

@@ -17,6 +17,17 @@ from referral.services.actor import Actor
 from referral.services.auth import issue_token
 from referral.services.web_auth import hash_password
 
+
+def _add_unique(session: Session, row: object, conflict: Conflict) -> None:
+    """Insert ``row``; a unique constraint it breaks (a duplicate NPI or email) is the caller's 409."""
+    session.add(row)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise conflict from None
+
+
 # Which roles a user may hold depends on the provider they are linked to, if any.
 _PROVIDER_ROLES = {Role.DENTIST, Role.SPECIALIST}
 
@@ -36,12 +47,8 @@ def create_organization(session: Session, actor: Actor, data: dict[str, Any]) ->
         phone=data.get("phone"),
         requires_teledentistry_consent=data.get("requires_teledentistry_consent", True),
     )
-    session.add(org)
-    try:
-        session.flush()
-    except IntegrityError:
-        session.rollback()
-        raise Conflict("An organization with this NPI already exists", {"npi": ["Already registered."]}) from None
+    _add_unique(session, org, Conflict("An organization with this NPI already exists",
+                                       {"npi": ["Already registered."]}))
     audit.record(session, actor, "organization.create", object_type="organization", object_id=org.id,
                  organization_id=org.id)
     session.commit()
@@ -68,13 +75,8 @@ def create_provider(session: Session, actor: Actor, organization_id: uuid.UUID, 
         license_states=sorted(set(data.get("license_states") or [])),
         accepting_referrals=data.get("accepting_referrals", True),
     )
-    session.add(provider)
-    try:
-        session.flush()
-    except IntegrityError:
-        session.rollback()
-        raise Conflict("This organization already has a provider with this NPI",
-                       {"npi": ["Already registered in this organization."]}) from None
+    _add_unique(session, provider, Conflict("This organization already has a provider with this NPI",
+                                            {"npi": ["Already registered in this organization."]}))
     audit.record(session, actor, "provider.create", object_type="provider", object_id=provider.id,
                  organization_id=org.id)
     session.commit()
@@ -102,12 +104,8 @@ def create_user(session: Session, actor: Actor, organization_id: uuid.UUID, data
     password = data.get("password")
     user = User(organization_id=org.id, email=data["email"].strip().lower(), role=role, provider_id=provider_id,
                 password_hash=hash_password(password) if password else None)
-    session.add(user)
-    try:
-        session.flush()
-    except IntegrityError:
-        session.rollback()
-        raise Conflict("A user with this email already exists", {"email": ["Already registered."]}) from None
+    _add_unique(session, user, Conflict("A user with this email already exists",
+                                        {"email": ["Already registered."]}))
     token = issue_token(session, user)
     audit.record(session, actor, "user.create", object_type="user", object_id=user.id, organization_id=org.id,
                  details={"role": role.value, "password_set": bool(password)})
@@ -121,12 +119,8 @@ def create_platform_admin(session: Session, email: str, password: str | None = N
         raise ValidationFailed("EMAIL must be an email address", {"email": ["Not a valid email address."]})
     user = User(organization_id=None, email=email, role=Role.ADMIN,
                 password_hash=hash_password(password) if password is not None else None)
-    session.add(user)
-    try:
-        session.flush()
-    except IntegrityError:
-        session.rollback()
-        raise Conflict("A user with this email already exists", {"email": ["Already registered."]}) from None
+    _add_unique(session, user, Conflict("A user with this email already exists",
+                                        {"email": ["Already registered."]}))
     token = issue_token(session, user)
     audit.record(session, Actor.operator(), "user.create", object_type="user", object_id=user.id,
                  organization_id=None, details={"role": Role.ADMIN.value})
