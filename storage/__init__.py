@@ -10,10 +10,13 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from .base import (
     MAX_KEY_LENGTH,
+    MAX_POST_EXPIRY_SECONDS,
     MAX_URL_EXPIRY_SECONDS,
     InvalidKey,
     ObjectExists,
     ObjectNotFound,
+    PresignedPost,
+    PresignNotSupported,
     SizeMismatch,
     Storage,
     StorageError,
@@ -27,11 +30,14 @@ from .s3 import S3Storage
 
 __all__ = [
     "MAX_KEY_LENGTH",
+    "MAX_POST_EXPIRY_SECONDS",
     "MAX_URL_EXPIRY_SECONDS",
     "InvalidKey",
     "LocalStorage",
     "ObjectExists",
     "ObjectNotFound",
+    "PresignNotSupported",
+    "PresignedPost",
     "S3Storage",
     "SizeMismatch",
     "Storage",

@@ -12,11 +12,15 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import BinaryIO
 from urllib.parse import quote
 
 MAX_KEY_LENGTH = 512
 MAX_URL_EXPIRY_SECONDS = 300
+# An upload form is used by a person picking a file and a slow link sending it, so it lives longer
+# than a download URL; 15 minutes still bounds what a leaked form can do.
+MAX_POST_EXPIRY_SECONDS = 900
 
 # Deliberately narrow: every character here is safe unescaped in a POSIX path, an S3 key and a URL
 # path, so one key means the same object on every backend and never needs escaping rules of its own.
@@ -34,6 +38,15 @@ class StoredObject:
     key: str
     size: int
     sha256: str  # lowercase hex of the bytes exactly as written
+
+
+@dataclass(frozen=True)
+class PresignedPost:
+    """A form a client POSTs (fields first, then ``file``) to put one object without our credentials."""
+
+    url: str
+    fields: dict[str, str]
+    expires_at: datetime  # never later than the expiry signed into the form's policy
 
 
 class StorageError(Exception):
@@ -58,6 +71,10 @@ class InvalidKey(StorageError, ValueError):
 
 class SizeMismatch(StorageError, ValueError):
     """The stream did not hold the number of bytes the caller announced; nothing was stored."""
+
+
+class PresignNotSupported(StorageError):
+    """The backend cannot hand out upload forms; the bytes must come through the application."""
 
 
 def validate_key(key: str) -> str:
@@ -114,6 +131,20 @@ def validate_expiry(expires_in: int) -> int:
     if not 1 <= expires_in <= MAX_URL_EXPIRY_SECONDS:
         raise ValueError(f"expires_in must be between 1 and {MAX_URL_EXPIRY_SECONDS} seconds")
     return expires_in
+
+
+def validate_post_expiry(expires_in: int) -> int:
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int):
+        raise ValueError("expires_in must be a whole number of seconds")
+    if not 1 <= expires_in <= MAX_POST_EXPIRY_SECONDS:
+        raise ValueError(f"expires_in must be between 1 and {MAX_POST_EXPIRY_SECONDS} seconds")
+    return expires_in
+
+
+def validate_max_bytes(max_bytes: int) -> int:
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+        raise ValueError("max_bytes must be a positive whole number of bytes")
+    return max_bytes
 
 
 def validate_content_type(content_type: str) -> str:
@@ -254,6 +285,25 @@ class Storage(abc.ABC):
     ) -> str | None:
         """A download URL valid for at most 300 seconds, or None where the backend has none.
         The URL is issued without checking that the object exists."""
+
+    def presign_post(self, key: str, *, max_bytes: int, content_type: str, expires_in: int) -> PresignedPost:
+        """A form that lets a client put one object of 1 to ``max_bytes`` bytes under ``key``, with the
+        given Content-Type, for at most 900 seconds. Until it expires the form can be used again and
+        replace what it wrote, so callers copy the object elsewhere before trusting it.
+        Backends that cannot sign forms raise PresignNotSupported."""
+        validate_key(key)
+        validate_max_bytes(max_bytes)
+        validate_content_type(content_type)
+        validate_post_expiry(expires_in)
+        raise PresignNotSupported(f"{type(self).__name__} cannot issue upload forms")
+
+    def copy(self, source: str, destination: str) -> None:
+        """Store the bytes of ``source`` under the new key ``destination`` (ObjectNotFound if the
+        source is missing, ObjectExists if the destination is taken). Streams through this process;
+        backends that can copy in place override it."""
+        validate_key(destination)
+        with self.open(source) as stream:
+            self.put(destination, stream, content_type="application/octet-stream")
 
     @abc.abstractmethod
     def keys(self, prefix: str = "") -> Iterator[str]:

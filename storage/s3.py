@@ -11,6 +11,7 @@ import contextlib
 import io
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
 
 import boto3
@@ -23,6 +24,7 @@ from .base import (
     HashingReader,
     ObjectExists,
     ObjectNotFound,
+    PresignedPost,
     Storage,
     StorageError,
     StorageUnavailable,
@@ -32,6 +34,8 @@ from .base import (
     validate_content_type,
     validate_expiry,
     validate_key,
+    validate_max_bytes,
+    validate_post_expiry,
     validate_prefix,
 )
 
@@ -310,6 +314,49 @@ class S3Storage(Storage):
                 "get_object", Params=params, ExpiresIn=expires_in, HttpMethod="GET"
             )
         return url
+
+    def presign_post(self, key: str, *, max_bytes: int, content_type: str, expires_in: int) -> PresignedPost:
+        full_key = self._full_key(key)
+        validate_max_bytes(max_bytes)
+        validate_content_type(content_type)
+        validate_post_expiry(expires_in)
+        fields = {"Content-Type": content_type}
+        # A bucket policy that denies unencrypted puts judges a POST by these form fields, so the form
+        # asks for the same encryption as our own puts, and the policy pins them.
+        if self.sse:
+            fields["x-amz-server-side-encryption"] = self.sse
+        if self.kms_key_id:
+            fields["x-amz-server-side-encryption-aws-kms-key-id"] = self.kms_key_id
+        conditions: list[Any] = [{name: value} for name, value in fields.items()]
+        conditions.append(["content-length-range", 1, max_bytes])
+        # Taken before signing and cut to whole seconds, as the policy's own expiry is, so what we
+        # report is never later than what S3 enforces.
+        expires_at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=expires_in)
+        with _translated(key):
+            post = self.client.generate_presigned_post(
+                self.bucket, full_key, Fields=fields, Conditions=conditions, ExpiresIn=expires_in
+            )
+        return PresignedPost(url=str(post["url"]), fields={k: str(v) for k, v in post["fields"].items()},
+                             expires_at=expires_at)
+
+    def copy(self, source: str, destination: str) -> None:
+        """A server-side copy (one CopyObject request, so objects up to 5 GiB), encrypted like a put."""
+        source_key, destination_key = self._full_key(source), self._full_key(destination)
+        if self._head(destination_key, destination) is not None:
+            raise ObjectExists(f"an object already exists under {destination!r}")
+        extra: dict[str, Any] = dict(self._sse_args())
+        if self.sse == "aws:kms":
+            extra["BucketKeyEnabled"] = True
+        try:
+            with _translated(source):
+                self.client.copy_object(
+                    Bucket=self.bucket, Key=destination_key,
+                    CopySource={"Bucket": self.bucket, "Key": source_key},
+                    # As for puts: a copy that loses a race to the same key fails instead of replacing.
+                    IfNoneMatch="*", **extra,
+                )
+        except ObjectExists:
+            raise ObjectExists(f"an object already exists under {destination!r}") from None
 
     def keys(self, prefix: str = "") -> Iterator[str]:
         validate_prefix(prefix)

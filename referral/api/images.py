@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import Callable
 from typing import Any, BinaryIO, cast
 
-from flask import jsonify, redirect, request
+from flask import current_app, jsonify, redirect, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -11,12 +13,14 @@ from referral.api.context import current_actor, db_session, object_store
 from referral.api.downloads import attachment
 from referral.schemas.images import (
     ContentQuerySchema,
+    DirectUploadCompleteSchema,
+    DirectUploadSchema,
     ImageFileSchema,
     ImageListSchema,
     ImageSchema,
     ImageUploadFormSchema,
 )
-from referral.services import access, idempotency, intake
+from referral.services import access, direct_uploads, idempotency, intake
 from referral.services.idempotency import Replay
 from referral.uploads import HashingSpool
 
@@ -74,6 +78,58 @@ class ReferralImages(MethodView):
     def get(self, referral_id: uuid.UUID) -> Any:
         """The referral's images"""
         return {"items": intake.list_images(db_session(), current_actor(), referral_id)}
+
+
+@blp.route("/referrals/<uuid:referral_id>/images/uploads")
+class ReferralImageUploads(MethodView):
+    @blp.response(201, DirectUploadSchema)
+    @blp.alt_response(409, description="the referral takes no images now, or the server stores images locally "
+                                       "and cannot hand out upload forms (send the file to /images instead)")
+    def post(self, referral_id: uuid.UUID) -> Any:
+        """Start a direct-to-storage upload of one large image: a form to POST the file to (staff, dentist)"""
+        return direct_uploads.start_upload(db_session(), object_store(), current_actor(), referral_id,
+                                           max_bytes=current_app.config["MAX_UPLOAD_BYTES"])
+
+
+@blp.route("/referrals/<uuid:referral_id>/images/uploads/<uuid:upload_id>/complete")
+class ReferralImageUploadCompletion(MethodView):
+    @blp.arguments(DirectUploadCompleteSchema)
+    @blp.response(201, ImageSchema)
+    @blp.alt_response(409, description="nothing uploaded yet, already completed, refused earlier or expired")
+    @blp.doc(parameters=[{
+        "in": "header", "name": "Idempotency-Key", "required": False, "schema": {"type": "string", "maxLength": 255},
+        "description": "retries with the same key and body return the first response and store nothing new",
+    }])
+    def post(self, body: dict[str, Any], referral_id: uuid.UUID, upload_id: uuid.UUID) -> Any:
+        """Check the uploaded file like a direct upload and file it as an image (staff, dentist)"""
+        actor, session = current_actor(), db_session()
+        fields = dict(body)
+        declared = direct_uploads.DeclaredFile(size=fields.pop("size"), sha256=fields.pop("sha256").lower(),
+                                               filename=fields.pop("filename", None))
+
+        def complete(before_commit: Callable[[Any], None] | None) -> Any:
+            return direct_uploads.complete_upload(
+                session, object_store(), actor, referral_id, upload_id, fields, declared,
+                spool_dir=current_app.config.get("UPLOAD_TMP_DIR"), before_commit=before_commit)
+
+        key = request.headers.get("Idempotency-Key")
+        if key is None:
+            return complete(None)
+        _, user_id = access.membership(actor)
+        access.get_referral(session, actor, referral_id)
+        claimed = idempotency.claim(session, user_id, key, idempotency.fingerprint(
+            "POST", f"/referrals/{referral_id}/images/uploads/{upload_id}/complete",
+            json.dumps(request.get_json(), sort_keys=True)))
+        if isinstance(claimed, Replay):
+            response = jsonify(claimed.body)
+            response.status_code = claimed.status
+            response.headers["Idempotent-Replayed"] = "true"
+            return response
+        try:
+            return complete(lambda image: idempotency.complete(claimed, 201, ImageSchema().dump(image)))
+        except BaseException:
+            idempotency.release(session, claimed)
+            raise
 
 
 @blp.route("/images/<uuid:image_id>")

@@ -76,15 +76,20 @@ class ImageSchema(DumpSchema):
     width = fields.Integer(allow_none=True)
     height = fields.Integer(allow_none=True)
     dicom = fields.Function(_public_dicom, metadata={"description": "header fields read from a DICOM file"})
-    content_url = fields.Function(lambda image: f"/api/v1/images/{image.id}/content")
-    # Null only for images stored before previews were made at intake.
+    # Null once the image is deleted: its bytes are no longer kept.
+    content_url = fields.Function(lambda image: None if image.is_deleted else f"/api/v1/images/{image.id}/content")
+    # Also null for images stored before previews were made at intake.
     preview_url = fields.Function(
-        lambda image: f"/api/v1/images/{image.id}/preview" if image.preview_key else None,
+        lambda image: f"/api/v1/images/{image.id}/preview" if image.preview_key and not image.is_deleted else None,
         metadata={"description": "JPEG preview, at most 1600 px, without metadata"})
     thumbnail_url = fields.Function(
-        lambda image: f"/api/v1/images/{image.id}/thumbnail" if image.thumbnail_key else None,
+        lambda image: f"/api/v1/images/{image.id}/thumbnail" if image.thumbnail_key and not image.is_deleted
+        else None,
         metadata={"description": "JPEG thumbnail, at most 256 px, without metadata"})
     created_at = fields.DateTime()
+    deleted_at = fields.DateTime(allow_none=True, metadata={
+        "description": "set when the image was deleted; its metadata stays, its content is gone (410)"})
+    deleted_reason = fields.String(allow_none=True, metadata={"description": "retention or patient_deleted"})
 
 
 class ImageListSchema(DumpSchema):
@@ -94,3 +99,27 @@ class ImageListSchema(DumpSchema):
 class ContentQuerySchema(LoadSchema):
     redirect = fields.Boolean(load_default=False, metadata={
         "description": "answer with a redirect to a short-lived store URL where the store can issue one"})
+
+
+class DirectUploadSchema(DumpSchema):
+    upload_id = fields.UUID()
+    url = fields.String(metadata={"description": "POST a multipart/form-data body here: every entry of "
+                                                 "`fields`, then the file as `file` (last)"})
+    form_fields = fields.Dict(keys=fields.String(), values=fields.String(), data_key="fields",
+                              metadata={"description": "form fields to send unchanged, before the file"})
+    expires_at = fields.DateTime(metadata={"description": "the store refuses the form after this (15 minutes)"})
+    complete_by = fields.DateTime(metadata={"description": "the last moment to call complete_url"})
+    max_bytes = fields.Integer(metadata={"description": "the largest file the form accepts"})
+    complete_url = fields.Function(
+        lambda started: f"/api/v1/referrals/{started.referral_id}/images/uploads/{started.upload_id}/complete")
+
+
+class DirectUploadCompleteSchema(ImageUploadFormSchema):
+    """The direct upload's form fields, as JSON, and what the client says it sent."""
+
+    size = fields.Integer(required=True, strict=True, validate=validate.Range(min=1),
+                          metadata={"description": "bytes sent to the store"})
+    sha256 = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-fA-F]{64}\Z",
+                                                                   error="Give the SHA-256 as 64 hex digits."),
+                           metadata={"description": "hex SHA-256 of the bytes sent"})
+    filename = Text(255, allow_none=True, metadata={"description": "the file's name, kept for display only"})

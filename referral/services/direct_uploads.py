@@ -1,0 +1,348 @@
+"""Direct-to-storage uploads: a large file travels from the client straight to the object store.
+
+1. ``start_upload`` hands out a presigned POST form for a server-made key under ``uploads/``.
+2. The client POSTs the form fields and the file to the store.
+3. ``complete_upload`` copies the object to an image key, reads the copy once (spooled to a
+   temporary file while it is hashed), and passes it through the same checks and the same code as
+   a direct upload (``intake.admit_image``) before the image row is committed.
+4. ``sweep_expired_uploads`` (run by the worker) clears the keys of forms that were never completed.
+
+The copy is what keeps images write-once: until it expires, the form can be used again to replace
+the object under its key, but nothing can write to the image key, and only the copy is checked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, BinaryIO, cast
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from referral.db import new_id, utcnow
+from referral.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from referral.models import Image, PendingUpload, PendingUploadStatus, Referral
+from referral.services import access, audit, intake
+from referral.services.actor import Actor
+from storage import ObjectNotFound, PresignNotSupported, Storage, StorageError, StoredObject
+
+log = logging.getLogger(__name__)
+
+# The real type is decided by sniffing the bytes at completion; the form only pins a harmless one,
+# so the pending object can never be served as anything a browser would render.
+FORM_CONTENT_TYPE = "application/octet-stream"
+FORM_EXPIRES_IN = 900
+# A POST the store accepted just before the form expired may still be arriving. Completion stays
+# open this much longer, and the sweep waits as long before it deletes what was sent.
+COMPLETION_GRACE = timedelta(minutes=10)
+_CHUNK = 1024 * 1024
+# Refusals of the file itself: the upload is spent and what was sent is deleted. Refusals of the
+# form fields (an unknown provider, say) leave it pending, to be completed again with fixed fields.
+_FILE_REFUSALS = (PayloadTooLarge, UnsupportedMediaType, ValidationFailed)
+
+
+@dataclass(frozen=True)
+class StartedUpload:
+    upload_id: uuid.UUID
+    referral_id: uuid.UUID
+    url: str
+    form_fields: dict[str, str]
+    expires_at: datetime
+    complete_by: datetime
+    max_bytes: int
+
+
+@dataclass(frozen=True)
+class DeclaredFile:
+    """What the client says it sent; completion refuses the object unless both match."""
+
+    size: int
+    sha256: str
+    filename: str | None = None
+
+
+class _Refused(ValidationFailed):
+    """A declared size or digest that the stored object does not match."""
+
+
+@dataclass(frozen=True)
+class _Spooled:
+    stream: BinaryIO
+    size: int
+    sha256: str
+
+
+def pending_key(referral: Referral, upload_id: uuid.UUID) -> str:
+    return f"uploads/{referral.organization_id}/{referral.id}/{upload_id}"
+
+
+def start_upload(session: Session, store: Storage, actor: Actor, referral_id: uuid.UUID, *,
+                 max_bytes: int) -> StartedUpload:
+    """An upload form for one image of the referral, for the same people and referral states as a
+    direct upload. Refused with 409 when the store cannot issue forms (local storage)."""
+    referral = intake.uploadable_referral(session, actor, referral_id)
+    _, user_id = access.membership(actor)
+    upload_id = new_id()
+    key = pending_key(referral, upload_id)
+    try:
+        form = store.presign_post(key, max_bytes=max_bytes, content_type=FORM_CONTENT_TYPE,
+                                  expires_in=FORM_EXPIRES_IN)
+    except PresignNotSupported:
+        raise Conflict(
+            "Direct uploads need S3 object storage, and this server keeps images in a local folder; send the "
+            f"file in the request instead (POST /api/v1/referrals/{referral.id}/images)",
+            {"storage": ["Direct-to-storage uploads are not available with local storage."]},
+        ) from None
+    session.add(PendingUpload(id=upload_id, referral_id=referral.id, uploaded_by_user_id=user_id,
+                              storage_key=key, max_bytes=max_bytes, expires_at=form.expires_at))
+    audit.record(session, actor, "image_upload.start", object_type="upload", object_id=upload_id,
+                 organization_id=referral.organization_id, referral_id=referral.id,
+                 details={"max_bytes": max_bytes, "expires_in": FORM_EXPIRES_IN})
+    session.commit()
+    return StartedUpload(upload_id=upload_id, referral_id=referral.id, url=form.url, form_fields=form.fields,
+                         expires_at=form.expires_at, complete_by=form.expires_at + COMPLETION_GRACE,
+                         max_bytes=max_bytes)
+
+
+def complete_upload(
+    session: Session,
+    store: Storage,
+    actor: Actor,
+    referral_id: uuid.UUID,
+    upload_id: uuid.UUID,
+    fields: dict[str, Any],
+    declared: DeclaredFile,
+    *,
+    spool_dir: str | None = None,
+    before_commit: Callable[[Image], None] | None = None,
+) -> Image:
+    """Turn what the form delivered into an image of the referral, with the checks of a direct upload.
+
+    A file the checks refuse is deleted and the upload is marked failed; the error is the one a
+    direct upload of that file gets. A store outage leaves the upload pending, to be completed again.
+    """
+    referral = intake.uploadable_referral(session, actor, referral_id)
+    pending = _own_pending_upload(session, actor, referral, upload_id)
+    _require_open(session, store, pending)
+    intake.check_fields_against_referral(session, actor, referral, fields)
+    try:
+        size = store.size(pending.storage_key)
+    except ObjectNotFound:
+        raise _nothing_arrived(session, pending) from None
+
+    image_id = new_id()
+    key = intake.image_key(referral, image_id)
+    copied = False
+    try:
+        _check_declared_size(size, pending.max_bytes, declared)
+        try:
+            store.copy(pending.storage_key, key)
+        except ObjectNotFound:
+            raise _nothing_arrived(session, pending) from None
+        copied = True
+        with _spooled(store, key, pending.max_bytes, spool_dir) as spooled:
+            # Re-checked on the copy: the form may have been used again since the size was read.
+            _check_declared_size(spooled.size, pending.max_bytes, declared)
+            if spooled.sha256 != declared.sha256:
+                raise _Refused(
+                    "The uploaded file's SHA-256 does not match the sha256 declared; it was deleted and nothing "
+                    "was stored. Start a new upload and send the file again.",
+                    {"sha256": [f"The uploaded file's SHA-256 is {spooled.sha256}."]},
+                )
+            upload = intake.Upload(stream=spooled.stream, size=spooled.size, sha256=spooled.sha256,
+                                   filename=declared.filename)
+            stored = StoredObject(key=key, size=spooled.size, sha256=spooled.sha256)
+
+            def settle(image: Image) -> None:
+                _settle_completed(session, actor, pending, referral, image)
+                if before_commit is not None:
+                    before_commit(image)
+
+            image = intake.admit_image(session, store, actor, referral, fields, upload, image_id=image_id,
+                                       key=key, store_original=lambda _content_type: stored, before_commit=settle)
+    except _FILE_REFUSALS as exc:
+        if copied:
+            _delete_quietly(store, key)
+        _settle_refused(session, store, actor, pending, referral, exc)
+        raise
+    except BaseException:
+        if copied:
+            _delete_quietly(store, key)
+        raise
+    _delete_quietly(store, pending.storage_key)
+    return image
+
+
+def sweep_expired_uploads(factory: sessionmaker[Session], store: Storage, *, now: datetime | None = None,
+                          limit: int = 100) -> int:
+    """Delete whatever expired upload forms left under their keys, and mark the ones never completed
+    as expired. Every expired form is swept once, completed or not: it could have been used again
+    after completion. Returns how many keys were cleared."""
+    now = now or utcnow()
+    swept = 0
+    with factory() as session:
+        due = session.scalars(
+            sa.select(PendingUpload)
+            .where(PendingUpload.swept_at.is_(None), PendingUpload.expires_at <= now - COMPLETION_GRACE)
+            .order_by(PendingUpload.expires_at)
+            .limit(limit)
+        ).all()
+        for pending in due:
+            try:
+                store.delete(pending.storage_key)
+            except StorageError:
+                log.warning("could not clear an expired upload's key; the next pass tries again")
+                continue
+            _mark_expired(session, pending)
+            session.execute(sa.update(PendingUpload).where(PendingUpload.id == pending.id).values(swept_at=now))
+            session.commit()
+            swept += 1
+    return swept
+
+
+def _own_pending_upload(session: Session, actor: Actor, referral: Referral, upload_id: uuid.UUID) -> PendingUpload:
+    pending = session.get(PendingUpload, upload_id)
+    if pending is None or pending.referral_id != referral.id:
+        raise NotFound("Upload not found")
+    if pending.uploaded_by_user_id != access.membership(actor)[1]:
+        raise Forbidden("Only the person who started this upload can complete it")
+    return pending
+
+
+def _require_open(session: Session, store: Storage, pending: PendingUpload) -> None:
+    if pending.status == PendingUploadStatus.PENDING and utcnow() > pending.expires_at + COMPLETION_GRACE:
+        _delete_quietly(store, pending.storage_key)
+        _mark_expired(session, pending)
+        session.commit()
+        session.refresh(pending)
+    if pending.status != PendingUploadStatus.PENDING:
+        raise _settled(pending)
+
+
+def _settled(pending: PendingUpload) -> Conflict:
+    if pending.status == PendingUploadStatus.COMPLETED:
+        return Conflict(f"This upload was already completed as image {pending.image_id}",
+                        {"upload_id": ["Already completed."]})
+    if pending.status == PendingUploadStatus.EXPIRED:
+        return Conflict("This upload expired before it was completed; start a new upload and send the file again",
+                        {"upload_id": ["Expired."]})
+    return Conflict("This upload's file was refused when it was completed and has been deleted; start a new "
+                    "upload", {"upload_id": ["Already refused."]})
+
+
+def _nothing_arrived(session: Session, pending: PendingUpload) -> Conflict:
+    # Another request may have completed it (and cleared its key) meanwhile.
+    session.refresh(pending)
+    if pending.status != PendingUploadStatus.PENDING:
+        return _settled(pending)
+    return Conflict("No file has arrived for this upload yet: POST the form fields and then the file to the "
+                    "upload url, and complete it afterwards", {"upload_id": ["Nothing uploaded yet."]})
+
+
+def _check_declared_size(size: int, limit: int, declared: DeclaredFile) -> None:
+    if size > limit:
+        raise PayloadTooLarge(f"The file is larger than the {limit} byte limit; nothing was stored.",
+                              {"size": [f"At most {limit} bytes."]})
+    if size != declared.size:
+        raise _Refused(
+            f"The uploaded file is {size} bytes, not the {declared.size} declared; it was deleted and nothing "
+            "was stored. Start a new upload and send the file again.",
+            {"size": [f"The uploaded file is {size} bytes."]},
+        )
+
+
+@contextlib.contextmanager
+def _spooled(store: Storage, key: str, limit: int, directory: str | None) -> Iterator[_Spooled]:
+    """The object's bytes in an unnamed temporary file, hashed as they are read: one read of the
+    object, and memory that does not grow with its size."""
+    with tempfile.TemporaryFile(dir=directory) as spool:
+        digest = hashlib.sha256()
+        size = 0
+        with store.open(key) as source:
+            while chunk := source.read(_CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"The file is larger than the {limit} byte limit; nothing was stored.",
+                                          {"size": [f"At most {limit} bytes."]})
+                digest.update(chunk)
+                spool.write(chunk)
+        spool.seek(0)
+        yield _Spooled(stream=cast(BinaryIO, spool), size=size, sha256=digest.hexdigest())
+
+
+def _settle_completed(session: Session, actor: Actor, pending: PendingUpload, referral: Referral,
+                      image: Image) -> None:
+    # Conditional, in the image's transaction: of two completions racing, exactly one commits.
+    claimed = session.execute(
+        sa.update(PendingUpload)
+        .where(PendingUpload.id == pending.id, PendingUpload.status == PendingUploadStatus.PENDING)
+        .values(status=PendingUploadStatus.COMPLETED, image_id=image.id, completed_at=utcnow())
+    ).rowcount  # type: ignore[attr-defined]
+    if claimed != 1:
+        raise Conflict("This upload was completed or expired while this request was checking it",
+                       {"upload_id": ["No longer pending."]})
+    audit.record(session, actor, "image_upload.complete", object_type="upload", object_id=pending.id,
+                 organization_id=referral.organization_id, referral_id=referral.id,
+                 details={"image_id": str(image.id)})
+
+
+def _reason(exc: DomainError) -> str:
+    # A code for operators, never the message: messages about a file may describe its contents.
+    if isinstance(exc, PayloadTooLarge):
+        return "too_large"
+    if isinstance(exc, UnsupportedMediaType):
+        return "unsupported_type"
+    if isinstance(exc, _Refused):
+        return "checksum_mismatch" if exc.errors and "sha256" in exc.errors else "size_mismatch"
+    return "file_refused"
+
+
+def _settle_refused(session: Session, store: Storage, actor: Actor, pending: PendingUpload, referral: Referral,
+                    exc: DomainError) -> None:
+    session.rollback()
+    reason = _reason(exc)
+    refused = session.execute(
+        sa.update(PendingUpload)
+        .where(PendingUpload.id == pending.id, PendingUpload.status == PendingUploadStatus.PENDING)
+        .values(status=PendingUploadStatus.FAILED, failure_reason=reason, completed_at=utcnow())
+    ).rowcount  # type: ignore[attr-defined]
+    if refused != 1:
+        # Settled by another request meanwhile; what it decided stands.
+        session.rollback()
+        return
+    audit.record(session, actor, "image_upload.complete", object_type="upload", object_id=pending.id,
+                 organization_id=referral.organization_id, referral_id=referral.id, outcome="refused",
+                 details={"reason": reason, "status": exc.status_code})
+    session.commit()
+    _delete_quietly(store, pending.storage_key)
+
+
+def _mark_expired(session: Session, pending: PendingUpload) -> None:
+    session.execute(
+        sa.update(PendingUpload)
+        .where(PendingUpload.id == pending.id, PendingUpload.status == PendingUploadStatus.PENDING)
+        .values(status=PendingUploadStatus.EXPIRED, failure_reason="expired")
+    )
+
+
+def _delete_quietly(store: Storage, key: str) -> None:
+    try:
+        store.delete(key)
+    except StorageError:
+        # The worker's sweep clears upload keys once their form has expired.
+        log.error("could not remove an object after a direct upload; it is left for the sweep")
