@@ -1,5 +1,5 @@
-"""Operator commands: ``flask --app wsgi db upgrade``, ``flask --app wsgi create-admin EMAIL`` and
-``flask --app wsgi worker`` (webhook and email notifications)."""
+"""Operator commands: ``flask --app wsgi db upgrade``, ``flask --app wsgi create-admin EMAIL``,
+``flask --app wsgi worker`` (webhook and email notifications) and ``flask --app wsgi retention apply``."""
 
 from __future__ import annotations
 
@@ -95,8 +95,9 @@ def create_admin(email: str, password_stdin: bool) -> None:
 
 
 def _worker_pass(stop: threading.Event | None) -> dict[str, int]:
-    """Deliver what is due (and email routing notices when SMTP_URL is set); the outcome counts."""
-    from referral.services import mail, outbox
+    """Deliver what is due (and email routing notices when SMTP_URL is set), clear expired upload forms;
+    the outcome counts."""
+    from referral.services import direct_uploads, mail, outbox
 
     config = current_app.config
     factory = cast(sessionmaker[Session], current_app.extensions["referral.sessionmaker"])
@@ -108,6 +109,8 @@ def _worker_pass(stop: threading.Event | None) -> dict[str, int]:
     if config.get("SMTP_URL"):
         counts["emailed"] = mail.notify_routed(factory, smtp_url=str(config["SMTP_URL"]),
                                                mail_from=config.get("MAIL_FROM"))
+    if swept := direct_uploads.sweep_expired_uploads(factory, current_app.extensions["referral.storage"]):
+        counts["uploads_swept"] = swept
     return counts
 
 
@@ -174,7 +177,35 @@ def claims_explain(referral_id: uuid.UUID) -> None:
         rows = list(session.scalars(sa.select(Claim).where(Claim.referral_id == referral_id).order_by(Claim.id)))
         if not rows:
             raise click.ClickException("No claims for this referral (claims are made when its report is signed)")
-        click.echo(explain([claim_model(session, row) for row in rows]))
+        try:
+            models = [claim_model(session, row) for row in rows]
+        except DomainError as exc:
+            raise click.ClickException(exc.message) from None
+        click.echo(explain(models))
+
+
+@click.group("retention", help="Image retention: delete images of cases closed longer ago than their "
+                               "organization's retention period.")
+def retention_group() -> None:
+    pass
+
+
+@retention_group.command(
+    "apply",
+    help="Delete (tombstone) every image whose case closed longer ago than its organization's "
+         "image_retention_days, remove its objects from the store, and finish removals left pending by an "
+         "earlier run or a patient's deletion. Prints the counts as JSON; running it again deletes nothing new.")
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; change nothing.")
+def retention_apply(dry_run: bool) -> None:
+    from referral.services.lifecycle import apply_retention
+
+    factory = cast(sessionmaker[Session], current_app.extensions["referral.sessionmaker"])
+    store = current_app.extensions["referral.storage"]
+    with factory() as session:
+        counts = apply_retention(session, store, dry_run=dry_run)
+    click.echo(json.dumps(counts))
+    if counts["removals_failed"]:
+        raise SystemExit(1)
 
 
 def register_commands(app: Flask) -> None:
@@ -182,3 +213,4 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(create_admin)
     app.cli.add_command(worker)
     app.cli.add_command(claims_group)
+    app.cli.add_command(retention_group)

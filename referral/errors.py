@@ -41,6 +41,12 @@ class Conflict(DomainError):
     status_code = 409
 
 
+class Gone(DomainError):
+    """The record existed and was deleted on purpose (a retention period, a patient's deletion)."""
+
+    status_code = 410
+
+
 class PayloadTooLarge(DomainError):
     status_code = 413
 

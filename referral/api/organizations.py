@@ -11,6 +11,7 @@ from referral.schemas.organizations import (
     OrganizationCreateSchema,
     OrganizationListSchema,
     OrganizationSchema,
+    OrganizationUpdateSchema,
     ProviderCreateSchema,
     ProviderListSchema,
     ProviderSchema,
@@ -57,6 +58,12 @@ class OrganizationById(MethodView):
     def get(self, organization_id: uuid.UUID) -> Any:
         """One organization"""
         return access.get_organization(db_session(), current_actor(), organization_id)
+
+    @blp.arguments(OrganizationUpdateSchema)
+    @blp.response(200, OrganizationSchema)
+    def patch(self, data: dict[str, Any], organization_id: uuid.UUID) -> Any:
+        """Change settings, such as the image retention period (platform admin or the organization's admin)"""
+        return organizations.update_organization(db_session(), current_actor(), organization_id, data)
 
 
 @blp.route("/organizations/<uuid:organization_id>/providers")

@@ -6,10 +6,9 @@ from typing import Any
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from referral.api.context import current_actor, db_session
-from referral.schemas.common import PageQuerySchema
-from referral.schemas.patients import PatientCreateSchema, PatientPageSchema, PatientSchema
-from referral.services import patients
+from referral.api.context import current_actor, db_session, object_store
+from referral.schemas.patients import PatientCreateSchema, PatientPageSchema, PatientQuerySchema, PatientSchema
+from referral.services import lifecycle, patients
 
 blp = Blueprint("patients", __name__, description="Patients of the caller's organization")
 
@@ -22,12 +21,12 @@ class Patients(MethodView):
         """Register a patient (staff, dentist)"""
         return patients.create_patient(db_session(), current_actor(), data)
 
-    @blp.arguments(PageQuerySchema, location="query")
+    @blp.arguments(PatientQuerySchema, location="query")
     @blp.response(200, PatientPageSchema)
     def get(self, query: dict[str, Any]) -> Any:
-        """Patients, newest first, a page at a time"""
+        """Patients, newest first, a page at a time; `q` searches by name or birth date"""
         items, next_cursor = patients.list_patients(db_session(), current_actor(), query.get("cursor"),
-                                                    query.get("limit"))
+                                                    query.get("limit"), search=query.get("q"))
         return {"items": items, "next_cursor": next_cursor}
 
 
@@ -35,5 +34,14 @@ class Patients(MethodView):
 class PatientById(MethodView):
     @blp.response(200, PatientSchema)
     def get(self, patient_id: uuid.UUID) -> Any:
-        """One patient"""
+        """One patient; 410 once the patient's record was deleted"""
         return patients.read_patient(db_session(), current_actor(), patient_id)
+
+    @blp.response(204)
+    @blp.alt_response(409, description="the patient has referrals still under way")
+    @blp.alt_response(410, description="the patient's record was already deleted")
+    def delete(self, patient_id: uuid.UUID) -> Any:
+        """Delete the patient's record on request (the organization's admin or a platform admin): identity
+        erased, images and consent forms deleted; cases, reports, claims and the audit trail keep the id"""
+        lifecycle.delete_patient(db_session(), object_store(), current_actor(), patient_id)
+        return None

@@ -277,6 +277,14 @@ def _task(case: _Case) -> Resource:
 
 
 def _patient(patient: Patient) -> Resource:
+    if patient.is_deleted:
+        # The record was deleted on request: the id still joins the case together, nothing says who it was.
+        return _compact({
+            "resourceType": "Patient",
+            "identifier": [{"system": terms.URI, "value": urn(patient.id)}],
+            "active": False,
+            "managingOrganization": reference(patient.organization_id),
+        })
     return _compact({
         "resourceType": "Patient",
         "identifier": [{"system": terms.URI, "value": urn(patient.id)}],
@@ -393,11 +401,12 @@ def _media(case: _Case, image: Image) -> Resource:
         "bodySite": _site_concept(image.teeth, image.area),
         "height": image.height if image.height and image.height > 0 else None,
         "width": image.width if image.width and image.width > 0 else None,
-        "content": {
+        # A deleted image's bytes are no longer kept: the attachment still says what they were, not where.
+        "content": _compact({
             "contentType": image.content_type,
-            "url": IMAGE_CONTENT_PATH.format(id=image.id),
+            "url": None if image.is_deleted else IMAGE_CONTENT_PATH.format(id=image.id),
             "size": image.size,
-        },
+        }),
     })
 
 

@@ -197,7 +197,9 @@ XRAY_SOP_CLASSES = INTRAORAL_SOP_CLASSES | frozenset(
 # Where the pixels sit in the uploaded file: meaningless once the file is in the store, so never recorded.
 _TRANSIENT_FIELDS = frozenset({"pixel_data"})
 
-_PATIENT_FIELDS = frozenset(
+# Header fields that name a person (the patient, the operator): never in responses, and erased from the row
+# when the image is deleted.
+IDENTIFYING_FIELDS = frozenset(
     {
         "patient_name",
         "patient_family_name",
@@ -277,7 +279,7 @@ class DicomInfo:
         result = {
             key: value
             for key, value in self.to_record_dict().items()
-            if key not in _PATIENT_FIELDS and value is not None
+            if key not in IDENTIFYING_FIELDS and value is not None
         }
         result["is_radiograph"] = self.is_radiograph
         result["is_intraoral_radiograph"] = self.is_intraoral_radiograph

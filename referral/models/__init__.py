@@ -9,6 +9,7 @@ from referral.models.outbox import DeliveryStatus, EmailNotification, OutboxEven
 from referral.models.patients import Patient
 from referral.models.referrals import Referral, ReferralDecline, ReferralEvent
 from referral.models.reports import DiagnosticQuality, Report, ReportAddendum, ReportStatus
+from referral.models.uploads import PendingUpload, PendingUploadStatus
 from referral.models.users import ApiToken, User
 from referral.models.web import SignInAttempt, WebSession
 
@@ -28,6 +29,8 @@ __all__ = [
     "Organization",
     "OutboxEvent",
     "Patient",
+    "PendingUpload",
+    "PendingUploadStatus",
     "Provider",
     "Referral",
     "ReferralDecline",

@@ -92,8 +92,8 @@ class ClaimEdit(Base):
 
 
 class ClaimExport(Base):
-    """Each 837D or FHIR export of a claim. The integer id is the X12 interchange control number, so
-    every interchange sent has its own."""
+    """Each export of a claim: 837D, FHIR, or the printed summary (pdf, html). The integer id is the X12
+    interchange control number, so every interchange sent has its own."""
 
     __tablename__ = "claim_exports"
 

@@ -9,11 +9,17 @@ from sqlalchemy import event
 from sqlalchemy.orm import Mapped, mapped_column
 
 from referral.db import Base, UTCDateTime, new_id, utcnow
-from referral.models.enums import ImageKind, enum_column_type
+from referral.imaging.dicom import IDENTIFYING_FIELDS
+from referral.models.enums import ImageKind, StrEnum, enum_column_type
 
 
 class ImmutableImageError(RuntimeError):
-    """Stored images are evidence for a claim: their rows and bytes never change."""
+    """Stored images are evidence for a claim: their rows and bytes never change, except for deletion."""
+
+
+class ImageDeletionReason(StrEnum):
+    RETENTION = "retention"  # the organization's retention period ran out after the case closed
+    PATIENT_DELETED = "patient_deleted"  # the patient's record was deleted on request
 
 
 class Image(Base):
@@ -59,8 +65,56 @@ class Image(Base):
     dicom: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, comment="DICOM header fields read at intake")
     uploaded_by_user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A deleted image stays as a tombstone: reports, claim lines and the audit trail name it, and its
+    # size and SHA-256 still say what was there. Its bytes (original, preview, thumbnail) leave the store.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    deleted_reason: Mapped[str | None] = mapped_column(sa.String(20), comment="retention or patient_deleted")
+    objects_removed_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime, comment="when the stored objects were removed; null on a tombstone while removal is pending"
+    )
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+    def erase(self, reason: ImageDeletionReason, at: datetime) -> None:
+        """Make this row a tombstone. The objects are removed by the caller once this is committed, so a
+        failure between the two leaves objects to remove again, never a stored row without its bytes."""
+        self.deleted_at = at
+        self.deleted_reason = reason.value
+        self.original_filename = None  # as sent, it may carry the patient's name
+        if self.dicom:
+            self.dicom = {key: value for key, value in self.dicom.items() if key not in IDENTIFYING_FIELDS}
+
+
+# The one change a stored image may undergo: becoming a tombstone, then recording that its objects are gone.
+_TOMBSTONE_COLUMNS = frozenset({"deleted_at", "deleted_reason", "objects_removed_at", "original_filename", "dicom"})
+
+
+def _tombstone_change_problem(target: Image) -> str | None:
+    state = sa.inspect(target)
+    changed = {attr.key: attr.history for attr in state.attrs if attr.history.has_changes()}
+    if not changed.keys() <= _TOMBSTONE_COLUMNS:
+        return "is stored and cannot be changed"
+    if target.deleted_at is None:
+        return "can only be changed by deleting it"
+    for key in ("deleted_at", "objects_removed_at"):
+        if key in changed and any(old is not None for old in changed[key].deleted):
+            return f"already has {key} set"
+    if target.objects_removed_at is not None and "deleted_at" in changed:
+        return "cannot be deleted and have its objects removed in one step"
+    if "original_filename" in changed and target.original_filename is not None:
+        return "may only lose its original filename"
+    if "dicom" in changed:
+        before = next(iter(changed["dicom"].deleted), None) or {}
+        after = target.dicom or {}
+        if any(key not in before or before[key] != value for key, value in after.items()):
+            return "may only lose DICOM header fields"
+    return None
 
 
 @event.listens_for(Image, "before_update")
 def _refuse_image_updates(_mapper: Any, _connection: Any, target: Image) -> None:
-    raise ImmutableImageError(f"image {target.id} is stored and cannot be changed")
+    problem = _tombstone_change_problem(target)
+    if problem is not None:
+        raise ImmutableImageError(f"image {target.id} {problem}")

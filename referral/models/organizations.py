@@ -10,6 +10,14 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from referral.db import Base, UTCDateTime, new_id, utcnow
 from referral.models.enums import Specialty, enum_column_type
 
+# Bounds of an organization's image retention period. No federal rule sets how long dental records are
+# kept (HIPAA's six years is for the compliance documentation of 45 CFR 164.316/164.530, not charts); state
+# dental boards do, typically 5-10 years after the last treatment and longer for minors. The server cannot
+# know each state's rule, so the practice chooses; the floor only stops an obvious slip (days typed as
+# months or years) from destroying records, and the ceiling is a century.
+MIN_IMAGE_RETENTION_DAYS = 365
+MAX_IMAGE_RETENTION_DAYS = 36_525
+
 
 class Organization(Base):
     """A practice: the billing entity whose claims carry its NPI and tax id."""
@@ -27,6 +35,9 @@ class Organization(Base):
     zip: Mapped[str] = mapped_column(sa.String(9))
     phone: Mapped[str | None] = mapped_column(sa.String(20))
     requires_teledentistry_consent: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    image_retention_days: Mapped[int | None] = mapped_column(
+        sa.Integer, comment="images of cases closed longer ago are deleted by `retention apply`; null keeps them"
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     providers: Mapped[list[Provider]] = relationship(back_populates="organization")

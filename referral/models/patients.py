@@ -9,9 +9,19 @@ from sqlalchemy.orm import Mapped, mapped_column
 from referral.db import Base, UTCDateTime, new_id, utcnow
 from referral.models.enums import Sex, SubscriberRelationship, enum_column_type
 
+# What a deleted patient's identity columns hold. The columns stay NOT NULL (SQLite cannot relax that
+# without rebuilding a table that others reference); these values can never be entered through the API
+# (names need a character, birth dates are at most 130 years old), so they cannot be mistaken for a person.
+ERASED_NAME = ""
+ERASED_BIRTH_DATE = date(1, 1, 1)
+
 
 class Patient(Base):
-    """A patient of one organization, with the dental coverage its claims go to."""
+    """A patient of one organization, with the dental coverage its claims go to.
+
+    A deleted patient stays as a tombstone: the id (which referrals, claims and audit rows point to),
+    organization, state and creation facts are kept; name, birth date, sex, address and coverage are erased.
+    """
 
     __tablename__ = "patients"
 
@@ -35,6 +45,13 @@ class Patient(Base):
     )
     created_by_user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime, comment="set when the patient's record was deleted on request; identity columns are erased"
+    )
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
 
     @property
     def address(self) -> dict[str, str | None] | None:

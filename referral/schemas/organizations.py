@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import ValidationError, fields, validate, validates
+from marshmallow import ValidationError, fields, validate, validates, validates_schema
 
 from referral.models.enums import Role, Specialty
+from referral.models.organizations import MAX_IMAGE_RETENTION_DAYS, MIN_IMAGE_RETENTION_DAYS
 from referral.schemas.common import DumpSchema, LoadSchema, Npi, StreetAddressSchema, Text, UsState, one_of
 from referral.validation import normalize_tax_id, taxonomy_is_valid
 
@@ -29,6 +30,19 @@ class OrganizationCreateSchema(LoadSchema):
             raise ValidationError(str(exc)) from None
 
 
+class OrganizationUpdateSchema(LoadSchema):
+    image_retention_days = fields.Integer(
+        strict=True, allow_none=True,
+        validate=validate.Range(min=MIN_IMAGE_RETENTION_DAYS, max=MAX_IMAGE_RETENTION_DAYS),
+        metadata={"description": "delete images this many days after their case closed (report signed or "
+                  f"cancelled), {MIN_IMAGE_RETENTION_DAYS}-{MAX_IMAGE_RETENTION_DAYS}; null keeps them"})
+
+    @validates_schema
+    def _at_least_one_field(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        if not data:
+            raise ValidationError("Give at least one field to change.")
+
+
 class AddressDumpSchema(DumpSchema):
     line1 = fields.String()
     line2 = fields.String(allow_none=True)
@@ -45,6 +59,7 @@ class OrganizationSchema(DumpSchema):
     address = fields.Nested(AddressDumpSchema)
     phone = fields.String(allow_none=True)
     requires_teledentistry_consent = fields.Boolean()
+    image_retention_days = fields.Integer(allow_none=True)
     created_at = fields.DateTime()
 
 

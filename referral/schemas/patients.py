@@ -1,11 +1,14 @@
 from __future__ import annotations
 
-from marshmallow import fields
+from typing import Any
+
+from marshmallow import fields, post_dump, validate
 
 from referral.models.enums import Sex, SubscriberRelationship
 from referral.schemas.common import (
     DumpSchema,
     LoadSchema,
+    PageQuerySchema,
     PageSchema,
     PastDate,
     StreetAddressSchema,
@@ -45,14 +48,28 @@ class CoverageDumpSchema(DumpSchema):
 class PatientSchema(DumpSchema):
     id = fields.UUID()
     organization_id = fields.UUID()
-    first_name = fields.String()
-    last_name = fields.String()
-    birth_date = fields.Date()
+    first_name = fields.String(allow_none=True, metadata={"description": "null once the patient is deleted"})
+    last_name = fields.String(allow_none=True, metadata={"description": "null once the patient is deleted"})
+    birth_date = fields.Date(allow_none=True, metadata={"description": "null once the patient is deleted"})
     sex = fields.Enum(Sex, by_value=True)
     state = fields.String()
     address = fields.Dict(allow_none=True)
     coverage = fields.Nested(CoverageDumpSchema, allow_none=True)
     created_at = fields.DateTime()
+    deleted_at = fields.DateTime(allow_none=True, metadata={
+        "description": "set when the patient's record was deleted; referrals still show the patient this way"})
+
+    @post_dump
+    def _erased_identity(self, data: dict[str, Any], **_kwargs: Any) -> dict[str, Any]:
+        # The row keeps placeholders (its columns are NOT NULL); a reader sees no identity at all.
+        if data.get("deleted_at") is not None:
+            data.update({key: None for key in ("first_name", "last_name", "birth_date") if key in data})
+        return data
+
+
+class PatientQuerySchema(PageQuerySchema):
+    q = fields.String(validate=validate.Length(min=2, max=100), metadata={
+        "description": "search: the start of a last or first name (any case), or a birth date YYYY-MM-DD"})
 
 
 class PatientPageSchema(PageSchema):

@@ -9,7 +9,7 @@ from typing import TypeVar
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from referral.errors import Forbidden, NotFound, ValidationFailed
+from referral.errors import Forbidden, Gone, NotFound, ValidationFailed
 from referral.models import Image, Organization, Patient, Provider, Referral, User
 from referral.models.enums import Role
 from referral.services import audit
@@ -114,13 +114,18 @@ def get_referral(session: Session, actor: Actor, referral_id: uuid.UUID) -> Refe
     return referral
 
 
-def get_patient(session: Session, actor: Actor, patient_id: uuid.UUID) -> Patient:
-    require_role(actor, *CLINICAL_READ_ROLES)
+def get_patient(session: Session, actor: Actor, patient_id: uuid.UUID,
+                roles: tuple[Role, ...] = CLINICAL_READ_ROLES) -> Patient:
+    """A live patient of the actor's organization (any organization for a platform admin, where ``roles``
+    lets one in). A deleted patient answers 410, but only to those who could have seen it."""
+    require_role(actor, *roles)
     patient = session.get(Patient, patient_id)
     if patient is None:
         raise NotFound("Patient not found")
-    if patient.organization_id != actor.organization_id:
+    if not actor.is_platform_admin and patient.organization_id != actor.organization_id:
         raise _deny(session, actor, "patient", patient_id, patient.organization_id, None)
+    if patient.is_deleted:
+        raise Gone("This patient's record was deleted")
     return patient
 
 
@@ -134,6 +139,12 @@ def get_image(session: Session, actor: Actor, image_id: uuid.UUID) -> Image:
     except NotFound:
         raise NotFound("Image not found") from None
     return image
+
+
+def require_stored(image: Image) -> None:
+    """The bytes of a deleted image (retention, or the patient's deletion) are gone for good."""
+    if image.is_deleted:
+        raise Gone("This image was deleted; its metadata remains but its content is no longer kept")
 
 
 def get_user(session: Session, actor: Actor, user_id: uuid.UUID) -> User:

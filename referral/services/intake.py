@@ -27,9 +27,10 @@ from referral.imaging.inspect import DamagedImage, Inspection, UnsupportedImageT
 from referral.imaging.previews import render_previews
 from referral.models import Image, Patient, Referral
 from referral.models.enums import ImageKind, ReferralStatus
+from referral.observability import metrics
 from referral.services import access, audit
 from referral.services.actor import Actor
-from storage import Storage, StorageError, StorageUnavailable
+from storage import Storage, StorageError, StorageUnavailable, StoredObject
 
 log = logging.getLogger(__name__)
 
@@ -112,10 +113,21 @@ def _render_previews(upload: Upload, inspection: Inspection) -> tuple[bytes, byt
         upload.stream.seek(0)
 
 
-def _validate_against_referral(session: Session, actor: Actor, referral: Referral, fields: dict[str, Any]) -> None:
+def uploadable_referral(session: Session, actor: Actor, referral_id: uuid.UUID) -> Referral:
+    """The referral, when this actor may add images to it now: someone capturing at the referring
+    office, while the case is a draft or awaiting a retake."""
+    access.require_role(actor, *access.CAPTURING_ROLES)
+    referral = access.get_referral(session, actor, referral_id)
+    access.require_referring_side(actor, referral)
     if referral.status not in UPLOADABLE_STATUSES:
         raise Conflict(f"Images can be added while the referral is a draft or awaiting a retake; it is "
                        f"{referral.status.value}")
+    return referral
+
+
+def check_fields_against_referral(session: Session, actor: Actor, referral: Referral,
+                                  fields: dict[str, Any]) -> None:
+    """The form's references (capturing provider, image retaken) must point into this case."""
     access.get_own_provider(session, access.membership(actor)[0], fields["captured_by_provider_id"],
                             "captured_by_provider_id")
     retake_of = fields.get("retake_of")
@@ -156,10 +168,42 @@ def intake_image(
 ) -> Image:
     """Check and store one image of a referral. ``before_commit`` lets the caller add rows (an
     idempotency response) to the same transaction."""
-    access.require_role(actor, *access.CAPTURING_ROLES)
-    referral = access.get_referral(session, actor, referral_id)
-    access.require_referring_side(actor, referral)
-    _validate_against_referral(session, actor, referral, fields)
+    referral = uploadable_referral(session, actor, referral_id)
+    check_fields_against_referral(session, actor, referral, fields)
+    image_id = new_id()
+    key = image_key(referral, image_id)
+
+    def put_original(content_type: str) -> StoredObject:
+        upload.stream.seek(0)
+        return store.put(key, upload.stream, content_type=content_type, size=upload.size)
+
+    return admit_image(session, store, actor, referral, fields, upload, image_id=image_id, key=key,
+                       store_original=put_original, before_commit=before_commit)
+
+
+def image_key(referral: Referral, image_id: uuid.UUID) -> str:
+    """Where an image's original lives; its preview and thumbnail are siblings with suffixes."""
+    return f"images/{referral.organization_id}/{referral.id}/{image_id}"
+
+
+def admit_image(
+    session: Session,
+    store: Storage,
+    actor: Actor,
+    referral: Referral,
+    fields: dict[str, Any],
+    upload: Upload,
+    *,
+    image_id: uuid.UUID,
+    key: str,
+    store_original: Callable[[str], StoredObject],
+    before_commit: Callable[[Image], None] | None = None,
+) -> Image:
+    """The checks every image passes, whichever way its bytes arrived: sniffed type, DICOM header
+    against the patient and the form, previews drawn; then the original is stored under ``key`` by
+    ``store_original`` (given the sniffed content type), the renditions beside it, and the row is
+    committed. Objects written here are deleted on any failure; an original that ``store_original``
+    did not write itself remains the caller's to delete."""
     inspection = _inspect(upload)
     kind = ImageKind(fields["kind"])
     dicom = inspection.dicom
@@ -171,13 +215,10 @@ def intake_image(
     # Made before anything is written: a file that cannot be drawn is refused without store traffic.
     preview, thumbnail = _render_previews(upload, inspection)
 
-    image_id = new_id()
-    key = f"images/{referral.organization_id}/{referral.id}/{image_id}"
     preview_key, thumbnail_key = key + PREVIEW_SUFFIX, key + THUMBNAIL_SUFFIX
     written: list[str] = []
     try:
-        upload.stream.seek(0)
-        stored = store.put(key, upload.stream, content_type=inspection.content_type, size=upload.size)
+        stored = store_original(inspection.content_type)
         written.append(key)
         if stored.sha256 != upload.sha256 or stored.size != upload.size:
             log.error("stored object differs from the received upload; objects removed")
@@ -233,6 +274,7 @@ def intake_image(
         for written_key in reversed(written):
             _delete_quietly(store, written_key)
         raise
+    metrics.record_image_upload(image.size)
     return image
 
 
@@ -266,6 +308,7 @@ def open_image(session: Session, store: Storage, actor: Actor, image_id: uuid.UU
     """The stored bytes of one image, for someone allowed to see pictures. Audited."""
     image = access.get_image(session, actor, image_id)
     access.require_role(actor, *access.IMAGE_VIEWER_ROLES)
+    access.require_stored(image)
     stream = store.open(image.storage_key)
     audit.record(session, actor, "image.download", object_type="image", object_id=image.id,
                  organization_id=image.organization_id, referral_id=image.referral_id)
@@ -287,6 +330,7 @@ def _open_rendition(session: Session, store: Storage, actor: Actor, image_id: uu
                     rendition: str) -> tuple[Image, BinaryIO]:
     image = access.get_image(session, actor, image_id)
     access.require_role(actor, *access.IMAGE_VIEWER_ROLES)
+    access.require_stored(image)
     key = image.preview_key if rendition == "preview" else image.thumbnail_key
     if key is None:
         # Only images stored before previews were introduced lack them.
@@ -303,6 +347,7 @@ def image_url(session: Session, store: Storage, actor: Actor, image_id: uuid.UUI
     the download itself will not pass through this server."""
     image = access.get_image(session, actor, image_id)
     access.require_role(actor, *access.IMAGE_VIEWER_ROLES)
+    access.require_stored(image)
     url = store.url(image.storage_key, expires_in=300, filename=download_name(image),
                     content_type=image.content_type)
     if url is not None:

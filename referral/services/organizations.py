@@ -55,6 +55,23 @@ def create_organization(session: Session, actor: Actor, data: dict[str, Any]) ->
     return org
 
 
+def update_organization(session: Session, actor: Actor, organization_id: uuid.UUID,
+                        data: dict[str, Any]) -> Organization:
+    """Change an organization's settings (platform admin, or that organization's admin)."""
+    access.require_role(actor, Role.ADMIN, Role.ORG_ADMIN)
+    org = access.get_organization(session, actor, organization_id)
+    changes: dict[str, dict[str, Any]] = {}
+    if "image_retention_days" in data:
+        days = data["image_retention_days"]
+        if days != org.image_retention_days:
+            changes["image_retention_days"] = {"from": org.image_retention_days, "to": days}
+            org.image_retention_days = days
+    audit.record(session, actor, "organization.update", object_type="organization", object_id=org.id,
+                 organization_id=org.id, details={"changes": changes})
+    session.commit()
+    return org
+
+
 def list_organizations(session: Session, actor: Actor) -> list[Organization]:
     if actor.is_platform_admin:
         return list(session.scalars(sa.select(Organization).order_by(Organization.id)))

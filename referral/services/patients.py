@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
@@ -52,12 +53,26 @@ def read_patient(session: Session, actor: Actor, patient_id: Any) -> Patient:
     return patient
 
 
-def list_patients(session: Session, actor: Actor, cursor: str | None, limit: int | None
-                  ) -> tuple[list[Patient], str | None]:
+def _search(query: sa.Select[Patient], text: str) -> sa.Select[Patient]:
+    """A birth date finds that date; other text is the start of a last or first name, in any case."""
+    text = text.strip()
+    try:
+        born = date.fromisoformat(text)
+    except ValueError:
+        prefix = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        return query.where(sa.or_(sa.func.lower(Patient.last_name).like(prefix, escape="\\"),
+                                  sa.func.lower(Patient.first_name).like(prefix, escape="\\")))
+    return query.where(Patient.birth_date == born)
+
+
+def list_patients(session: Session, actor: Actor, cursor: str | None, limit: int | None,
+                  search: str | None = None) -> tuple[list[Patient], str | None]:
     access.require_role(actor, *access.CLINICAL_READ_ROLES)
-    query = sa.select(Patient).where(Patient.organization_id == actor.organization_id)
+    query = sa.select(Patient).where(Patient.organization_id == actor.organization_id, Patient.deleted_at.is_(None))
+    if search:
+        query = _search(query, search)
     items, next_cursor = page(session, query, [Patient.id], cursor, limit, descending=True)
     audit.record(session, actor, "patient.list", object_type="patient", object_id=None,
-                 organization_id=actor.organization_id, details={"count": len(items)})
+                 organization_id=actor.organization_id, details={"count": len(items), "searched": bool(search)})
     session.commit()
     return items, next_cursor

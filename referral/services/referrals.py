@@ -34,10 +34,13 @@ def create_referral(session: Session, actor: Actor, data: dict[str, Any],
     settings = settings or WorkflowSettings()
     access.require_role(actor, *access.CAPTURING_ROLES)
     organization_id, user_id = access.membership(actor)
-    patient = session.get(Patient, data["patient_id"])
+    # FOR SHARE: a deletion of the patient under way finishes first, and is then seen.
+    patient = session.get(Patient, data["patient_id"], with_for_update={"read": True})
     if patient is None or patient.organization_id != organization_id:
         raise ValidationFailed("patient_id is not a patient of your organization",
                                {"patient_id": ["Unknown patient."]})
+    if patient.is_deleted:
+        raise ValidationFailed("This patient's record was deleted", {"patient_id": ["Deleted patient."]})
     referring = access.get_own_provider(session, organization_id, data["referring_provider_id"],
                                         "referring_provider_id")
     target_id = data.get("target_provider_id")

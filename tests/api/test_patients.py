@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from tests.world import PATIENT, Practice
 
 
@@ -41,3 +43,30 @@ def test_another_practice_sees_404_for_a_patient(riverside: Practice, hillside: 
 
 def test_billing_cannot_register_patients(riverside: Practice):
     assert riverside.billing.post("/api/v1/patients", PATIENT).status_code == 403
+
+
+def _names(response) -> list[str]:
+    assert response.status_code == 200, response.get_json()
+    return sorted(f"{p['last_name']}, {p['first_name']}" for p in response.get_json()["items"])
+
+
+def test_patients_are_found_by_name_start_or_birth_date_within_the_practice(riverside: Practice,
+                                                                           hillside: Practice):
+    for first, last, born in (("Ana", "Cruz", "2011-04-02"), ("Ben", "Cruzado", "1975-09-30"),
+                              ("Cruz", "Alvarez", "1990-01-15"), ("Dee", "100%_Sure", "1990-01-15")):
+        created = riverside.staff.post("/api/v1/patients", {"first_name": first, "last_name": last,
+                                                            "birth_date": born, "sex": "F", "state": "CA"})
+        assert created.status_code == 201, created.get_json()
+
+    assert _names(riverside.staff.get("/api/v1/patients?q=cRuZ")) == ["Alvarez, Cruz", "Cruz, Ana", "Cruzado, Ben"]
+    assert _names(riverside.staff.get("/api/v1/patients?q=1990-01-15")) == ["100%_Sure, Dee", "Alvarez, Cruz"]
+    assert _names(riverside.staff.get("/api/v1/patients?q=100%25_")) == ["100%_Sure, Dee"]
+    assert _names(riverside.staff.get("/api/v1/patients?q=1_0")) == [], "_ and % are matched literally"
+    assert _names(hillside.staff.get("/api/v1/patients?q=Cruz")) == [], "another practice's patients are not found"
+
+
+@pytest.mark.parametrize("query", ["q=a", "q=" + "x" * 101])
+def test_a_patient_search_that_is_too_short_or_too_long_is_refused(riverside: Practice, query: str):
+    response = riverside.staff.get(f"/api/v1/patients?{query}")
+    assert response.status_code == 422
+    assert "q" in str(response.get_json()["errors"])
