@@ -14,6 +14,7 @@ def create_app(settings: Settings | None = None, *, store: storage.Storage | Non
     from referral.api import register_api
     from referral.cli import register_commands
     from referral.errors import register_error_handlers
+    from referral.observability.hooks import init_observability
     from referral.security import register_security_headers
     from referral.uploads import UploadRequest
     from referral.web import register_web
@@ -27,6 +28,7 @@ def create_app(settings: Settings | None = None, *, store: storage.Storage | Non
     app.extensions["referral.engine"] = engine
     app.extensions["referral.sessionmaker"] = make_session_factory(engine)
     app.extensions["referral.storage"] = store if store is not None else storage.from_url(settings.storage_url)
+    init_observability(app)
 
     register_api(app)
     register_web(app)

@@ -6,6 +6,7 @@ values into ``app.config``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -17,6 +18,9 @@ DEFAULT_MAX_UPLOAD_BYTES = 64 * 1024 * 1024
 # How long a reader has to answer, by urgency: pain or swelling that cannot wait for the next clinic
 # day, a problem for this week, and routine cases that fit a week of reading sessions.
 DEFAULT_RESPONSE_HOURS = {"emergency": 4.0, "urgent": 24.0, "routine": 168.0}
+LOG_FORMATS = ("json", "text")
+# Who may scrape /metrics: loopback and the private ranges a scraper inside the deployment uses.
+DEFAULT_METRICS_ALLOW = ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
 
 
 class ConfigError(RuntimeError):
@@ -40,6 +44,12 @@ class Settings:
     mail_from: str | None = None
     # HIPAA automatic logoff: a browser session idle this long is ended on the server.
     session_idle_minutes: int = 15
+    log_format: str = "json"
+    metrics_allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = tuple(
+        ipaddress.ip_network(cidr) for cidr in DEFAULT_METRICS_ALLOW
+    )
+    # Set when several gunicorn workers share their metrics through files in this directory.
+    prometheus_multiproc_dir: str | None = None
 
     def to_flask_config(self) -> dict[str, object]:
         return {
@@ -59,6 +69,9 @@ class Settings:
             "SMTP_URL": self.smtp_url,
             "MAIL_FROM": self.mail_from,
             "SESSION_IDLE_MINUTES": self.session_idle_minutes,
+            "LOG_FORMAT": self.log_format,
+            "METRICS_ALLOW": self.metrics_allow,
+            "PROMETHEUS_MULTIPROC_DIR": self.prometheus_multiproc_dir,
             "TESTING": self.env == "test",
         }
 
@@ -106,6 +119,22 @@ def _response_hours(environ: dict[str, str]) -> dict[str, float]:
             if hours[urgency] <= 0:
                 raise ConfigError(f"{name} must be positive")
     return hours
+
+
+def _log_format(environ: dict[str, str]) -> str:
+    value = environ.get("LOG_FORMAT", "").strip().lower() or "json"
+    if value not in LOG_FORMATS:
+        raise ConfigError(f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, got {value!r}")
+    return value
+
+
+def _metrics_allow(environ: dict[str, str]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    raw = environ.get("METRICS_ALLOW", "")
+    cidrs = [part.strip() for part in raw.split(",") if part.strip()] or list(DEFAULT_METRICS_ALLOW)
+    try:
+        return tuple(ipaddress.ip_network(cidr) for cidr in cidrs)
+    except ValueError as exc:
+        raise ConfigError(f"METRICS_ALLOW must be a comma-separated list of CIDR ranges: {exc}") from exc
 
 
 def _development_secret(instance_path: Path) -> str:
@@ -161,4 +190,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         smtp_url=env_vars.get("SMTP_URL") or None,
         mail_from=env_vars.get("MAIL_FROM") or None,
         session_idle_minutes=_int_setting(env_vars, "SESSION_IDLE_MINUTES", 15),
+        log_format=_log_format(env_vars),
+        metrics_allow=_metrics_allow(env_vars),
+        prometheus_multiproc_dir=env_vars.get("PROMETHEUS_MULTIPROC_DIR") or None,
     )

@@ -524,7 +524,7 @@ def test_the_worker_command_delivers_what_is_due_and_prints_a_summary(
         result = app.test_cli_runner().invoke(args=["worker", "--once"])
 
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output) == {"delivered": 1, "failed": 1, "dead": 0}
+    assert json.loads(result.stdout) == {"delivered": 1, "failed": 1, "dead": 0}
     assert len(receiver.receipts) == 1
     assert len(failing.receipts) == 1
 
@@ -538,7 +538,7 @@ def test_the_worker_command_uses_the_configured_maximum_attempts(app: Flask, rec
 
     result = app.test_cli_runner().invoke(args=["worker", "--once"])
 
-    assert json.loads(result.output) == {"delivered": 0, "failed": 0, "dead": 1}
+    assert json.loads(result.stdout) == {"delivered": 0, "failed": 0, "dead": 1}
 
 
 def test_the_worker_stops_gracefully_on_sigterm(tmp_path: Path, sqlite_template: Path):
@@ -609,6 +609,6 @@ def test_without_smtp_url_the_worker_sends_no_email(app: Flask, sink: SmtpSink, 
 
     result = app.test_cli_runner().invoke(args=["worker", "--once"])
 
-    assert json.loads(result.output) == {"delivered": 0, "failed": 0, "dead": 0}
+    assert json.loads(result.stdout) == {"delivered": 0, "failed": 0, "dead": 0}
     assert sink.messages == []
     assert count(factory, EmailNotification) == 0

@@ -26,6 +26,7 @@ from referral.db import utcnow
 from referral.errors import Conflict, Forbidden, ValidationFailed
 from referral.models import Image, Organization, Provider, Referral, ReferralDecline, ReferralEvent
 from referral.models.enums import ConsentGivenBy, ConsentMethod, ImageKind, ReferralStatus, Specialty
+from referral.observability import metrics
 from referral.services import access, audit, outbox, routing
 from referral.services.actor import Actor
 
@@ -208,6 +209,7 @@ def submit(session: Session, actor: Actor, referral_id: uuid.UUID, settings: Wor
         _move(session, referral, "submit", S.ROUTED, actor, values=values, provider_id=reader.id)
         _notify(session, referral, "referral.routed")
     session.commit()
+    metrics.record_routing("submit", reader.id if reader else None, referral.target_provider_id)
     return referral
 
 
@@ -257,6 +259,7 @@ def decline(session: Session, actor: Actor, referral_id: uuid.UUID, reason: str)
             declined_by_provider_id=str(declining))
     _notify(session, referral, "referral.unassigned" if next_reader is None else "referral.routed")
     session.commit()
+    metrics.record_routing("decline", next_reader.id if next_reader else None, None)
     return referral
 
 

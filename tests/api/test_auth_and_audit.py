@@ -27,7 +27,7 @@ def test_create_admin_prints_an_id_and_a_working_token(app: Flask, world: World)
     result = app.test_cli_runner().invoke(args=["create-admin", "second.operator@example.com"])
 
     assert result.exit_code == 0, result.output
-    printed = json.loads(result.output)
+    printed = json.loads(result.stdout)
     assert set(printed) == {"user_id", "token"}
     assert world.as_token(printed["token"]).get("/api/v1/organizations").status_code == 200
 

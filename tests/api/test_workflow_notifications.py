@@ -42,7 +42,7 @@ def test_the_referring_office_hears_routing_acceptance_and_decline_signed_and_wi
     result = app.test_cli_runner().invoke(args=["worker", "--once"])
 
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output.strip().splitlines()[-1])["delivered"] == 4
+    assert json.loads(result.stdout)["delivered"] == 4
     bodies = [receipt.json for receipt in receiver.receipts]
     assert [(b["type"], b["data"]["assigned_provider_id"]) for b in bodies] == [
         ("referral.routed", first.provider_id),
