@@ -10,14 +10,25 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from referral.api.context import current_actor, db_session
+from referral.api.documents import document_response
 from referral.billing.fhir_claim import to_fhir_claim
 from referral.billing.x12 import ExportError, Submitter, to_837d
 from referral.billing.x12_validator import validate_837d
 from referral.errors import Conflict
-from referral.schemas.claims import ClaimListSchema, ClaimSchema, FeeScheduleDumpSchema, FeeScheduleSchema
-from referral.services import claims
+from referral.schemas.claims import (
+    ClaimListQuerySchema,
+    ClaimListSchema,
+    ClaimPageSchema,
+    ClaimSchema,
+    FeeScheduleDumpSchema,
+    FeeScheduleSchema,
+)
+from referral.services import claims, documents
 
-blp = Blueprint("claims", __name__, description="Split claim lines, fee schedules, 837D and FHIR claims")
+blp = Blueprint("claims", __name__,
+                description="Split claim lines, fee schedules, 837D and FHIR claims, printable claim summaries")
+
+_DOCUMENT = "the claim summary as an attachment"
 
 
 @blp.route("/referrals/<uuid:referral_id>/claims")
@@ -25,6 +36,18 @@ blp = Blueprint("claims", __name__, description="Split claim lines, fee schedule
 def referral_claims(referral_id: uuid.UUID) -> Any:
     """The caller's own organization's claim(s) for a referral"""
     return {"claims": claims.claims_for_referral(db_session(), current_actor(), referral_id)}
+
+
+@blp.route("/claims")
+@blp.arguments(ClaimListQuerySchema, location="query")
+@blp.response(200, ClaimPageSchema)
+def list_claims(query: dict[str, Any]) -> Any:
+    """The caller's organization's claims, newest first, a page at a time"""
+    items, next_cursor = claims.list_claims(
+        db_session(), current_actor(), statuses=query.get("status"), referral_id=query.get("referral_id"),
+        cursor=query.get("cursor"), limit=query.get("limit"),
+    )
+    return {"items": items, "next_cursor": next_cursor}
 
 
 @blp.route("/claims/<uuid:claim_id>")
@@ -68,6 +91,23 @@ def claim_fhir(claim_id: uuid.UUID) -> Any:
     response = Response(json.dumps(to_fhir_claim(model)), mimetype="application/fhir+json")
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@blp.route("/claims/<uuid:claim_id>/pdf")
+@blp.response(200, description=_DOCUMENT)
+@blp.doc(responses={"200": {"description": _DOCUMENT, "content": {
+    "application/pdf": {"schema": {"type": "string", "format": "binary"}}}}})
+def claim_pdf(claim_id: uuid.UUID) -> Any:
+    """The claim as a printable summary for filing or sending with an attachment (billing staff; audited)"""
+    return document_response(*documents.read_claim_document(db_session(), current_actor(), claim_id, "pdf"))
+
+
+@blp.route("/claims/<uuid:claim_id>/html")
+@blp.response(200, description=_DOCUMENT)
+@blp.doc(responses={"200": {"description": _DOCUMENT, "content": {"text/html": {"schema": {"type": "string"}}}}})
+def claim_html(claim_id: uuid.UUID) -> Any:
+    """The same claim summary as an HTML page (billing staff; audited)"""
+    return document_response(*documents.read_claim_document(db_session(), current_actor(), claim_id, "html"))
 
 
 @blp.route("/organizations/<uuid:organization_id>/fee-schedule")

@@ -4,6 +4,7 @@ import io
 import uuid
 from typing import Any
 
+from flask import Response
 from flask_smorest import Blueprint
 
 from referral.api.context import current_actor, db_session, object_store
@@ -36,6 +37,11 @@ def read_document(referral_id: uuid.UUID, name: str) -> Any:
     """The capture note (for the capturing office's claims) or the signed report, as HTML or PDF (audited)"""
     body, content_type, filename = documents.read_document(db_session(), object_store(), current_actor(),
                                                            referral_id, name)
+    return document_response(body, content_type, filename)
+
+
+def document_response(body: bytes, content_type: str, filename: str) -> Response:
+    """A rendered document as an attachment; HTML also under a policy that lets it run and load nothing."""
     response = attachment(io.BytesIO(body), content_type=content_type, filename=filename, size=len(body))
     # Werkzeug appends a charset to every text/* type it is given, even one that already names it.
     response.headers["Content-Type"] = content_type

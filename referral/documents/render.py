@@ -66,6 +66,11 @@ _SENT = (ReferralStatus.ROUTED, ReferralStatus.ACCEPTED, ReferralStatus.RETAKE_R
          ReferralStatus.REPORTED, ReferralStatus.CLOSED, ReferralStatus.CANCELLED)
 
 
+def render_template(name: str, **context: Any) -> str:
+    """One of the document templates, every value autoescaped."""
+    return _environment.get_template(name).render(**context)
+
+
 def utc_time(value: datetime | None, *, seconds: bool = False) -> str:
     if value is None:
         return "not recorded"
@@ -108,13 +113,18 @@ def _person_name(value: str | None) -> str | None:
     return " ".join(part for part in (prefix, given, middle, family, suffix) if part.strip()) or value
 
 
-def _address(org: Organization) -> list[str]:
-    postcode = f"{org.zip[:5]}-{org.zip[5:]}" if len(org.zip) == 9 else org.zip
-    lines = [org.address_line1]
-    if org.address_line2:
-        lines.append(org.address_line2)
-    lines.append(f"{org.city}, {org.state} {postcode}")
+def postal_lines(line1: str, line2: str | None, city: str, state: str, zip_code: str) -> list[str]:
+    """A US postal address as printed lines, a nine-digit ZIP as ZIP+4."""
+    postcode = f"{zip_code[:5]}-{zip_code[5:]}" if len(zip_code) == 9 else zip_code
+    lines = [line1]
+    if line2:
+        lines.append(line2)
+    lines.append(f"{city}, {state} {postcode}")
     return lines
+
+
+def _address(org: Organization) -> list[str]:
+    return postal_lines(org.address_line1, org.address_line2, org.city, org.state, org.zip)
 
 
 def _practice(org: Organization | None) -> dict[str, Any]:
@@ -133,6 +143,8 @@ def _provider(session: Session, provider_id: uuid.UUID | None) -> dict[str, Any]
 
 def _patient(referral: Referral) -> dict[str, str]:
     patient = referral.patient
+    if patient.is_deleted:
+        return {"name": "not on file (patient record deleted)", "birth_date": "not on file (patient record deleted)"}
     return {"name": f"{patient.first_name} {patient.last_name}", "birth_date": _date(patient.birth_date)}
 
 
@@ -201,7 +213,7 @@ def render_capture_note(session: Session, store: Storage, referral: Referral) ->
             "form_on_file": "yes" if referral.consent_form_key else "no",
         },
     }
-    return _environment.get_template("capture_note.html").render(**context)
+    return render_template("capture_note.html", **context)
 
 
 def preview_data_uri(store: Storage, image: Any) -> str | None:
@@ -248,7 +260,8 @@ def render_report(session: Session, store: Storage, referral: Referral, *, inclu
             "kind": _KIND_LABELS.get(image.kind, image.kind.value),
             "site": _site(image.teeth, image.area),
             "captured_at": utc_time(image.captured_at),
-            "preview": preview_data_uri(store, image) if include_previews else None,
+            # A deleted image's preview is gone with its other objects.
+            "preview": preview_data_uri(store, image) if include_previews and not image.is_deleted else None,
             "previews_withheld": not include_previews,
             "findings": None if finding is None else [
                 (label, finding.get(key) or "not recorded") for key, label in FINDING_LABELS
@@ -276,4 +289,4 @@ def render_report(session: Session, store: Storage, referral: Referral, *, inclu
         "signature": {"at": utc_time(report.signed_at, seconds=True), "sha256": report.content_sha256 or ""},
         "addenda": addenda,
     }
-    return _environment.get_template("report.html").render(**context)
+    return render_template("report.html", **context)

@@ -6,9 +6,11 @@ from typing import Any
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, post_load, validates_schema
 
-from referral.schemas.common import DumpSchema
+from referral.schemas.common import DumpSchema, PageQuerySchema, PageSchema, StatusList
 
 _CDT = re.compile(r"^D[0-9]{4}$")
+# What the claims engine sets: hold while an edit of severity hold stands, ready otherwise.
+CLAIM_STATUSES = ("ready", "hold")
 
 
 class FeeScheduleSchema(Schema):
@@ -100,3 +102,12 @@ class ClaimSchema(DumpSchema):
 
 class ClaimListSchema(DumpSchema):
     claims = fields.List(fields.Nested(ClaimSchema))
+
+
+class ClaimListQuerySchema(PageQuerySchema):
+    status = StatusList(CLAIM_STATUSES, metadata={"description": "ready or hold, or both comma-separated"})
+    referral_id = fields.UUID(metadata={"description": "only the claims of this referral"})
+
+
+class ClaimPageSchema(PageSchema):
+    items = fields.List(fields.Nested(ClaimSchema))

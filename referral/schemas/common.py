@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -105,6 +106,23 @@ class PastDate(fields.Date):
 
 def one_of(values: list[str]) -> validate.OneOf:
     return validate.OneOf(values, error="Must be one of: {choices}.")
+
+
+class StatusList(fields.Field):
+    """One status or several, comma-separated, each among ``choices``."""
+
+    def __init__(self, choices: Sequence[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.choices = tuple(choices)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[str]:
+        if not isinstance(value, str) or len(value) > 300:
+            raise ValidationError("Give a status or a comma-separated list of statuses.")
+        statuses = [part.strip() for part in value.split(",") if part.strip()]
+        unknown = [s for s in statuses if s not in self.choices]
+        if unknown or not statuses:
+            raise ValidationError(f"Must be statuses among: {', '.join(self.choices)}.")
+        return statuses
 
 
 class PageQuerySchema(LoadSchema):

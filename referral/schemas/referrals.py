@@ -19,6 +19,7 @@ from referral.schemas.common import (
     PageQuerySchema,
     PageSchema,
     PastDateTime,
+    StatusList,
     Teeth,
     Text,
     one_of,
@@ -121,24 +122,10 @@ class ReferralStateSchema(DumpSchema):
     status = fields.Enum(ReferralStatus, by_value=True)
 
 
-class StatusList(fields.Field):
-    """One status or several, comma-separated."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[str]:
-        if not isinstance(value, str) or len(value) > 300:
-            raise ValidationError("Give a status or a comma-separated list of statuses.")
-        text = value
-        statuses = [part.strip() for part in text.split(",") if part.strip()]
-        unknown = [s for s in statuses if s not in ReferralStatus.values()]
-        if unknown or not statuses:
-            raise ValidationError(f"Must be statuses among: {', '.join(ReferralStatus.values())}.")
-        return statuses
-
-
 class ReferralListQuerySchema(PageQuerySchema):
     view = fields.String(validate=one_of(["inbox", "sent"]), metadata={
         "description": "inbox: cases assigned to you as reader (default for specialists); sent: your practice's"})
-    status = StatusList(metadata={"description": "one status or a comma-separated list"})
+    status = StatusList(ReferralStatus.values(), metadata={"description": "one status or a comma-separated list"})
     urgency = fields.String(validate=one_of(Urgency.values()))
     overdue = fields.Boolean()
 

@@ -8,11 +8,11 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from referral.billing import model as bm
 from referral.billing.engine import generate_claims
-from referral.errors import NotFound, ValidationFailed
+from referral.errors import Conflict, NotFound, ValidationFailed
 from referral.models import (
     Claim,
     ClaimEdit,
@@ -29,6 +29,7 @@ from referral.models.enums import Role
 from referral.models.reports import DiagnosticQuality, ReportStatus
 from referral.services import access, audit, outbox
 from referral.services.actor import Actor
+from referral.services.pagination import page
 
 BILLING_ROLES = (Role.BILLING, Role.ORG_ADMIN)
 # Everyone of a practice may see that its claim exists; exports are for the people who submit them.
@@ -62,6 +63,11 @@ def _provider_facts(provider: Provider) -> bm.ProviderFacts:
 
 
 def _patient_facts(patient: Patient) -> tuple[bm.PatientFacts, bm.CoverageFacts | None]:
+    if patient.is_deleted:
+        # Its name, birth date and coverage are gone: a claim built now would go out with blanks, and
+        # regenerating would rewrite the stored lines from missing coverage. The stored claim stays readable.
+        raise Conflict("The patient's record was deleted, so this case's claims can no longer be exported or "
+                       "regenerated; the stored claim lines remain readable")
     address = None
     if patient.address_line1 and patient.city and patient.zip:
         address = bm.Address(line1=patient.address_line1, line2=patient.address_line2, city=patient.city,
@@ -226,6 +232,31 @@ def claims_for_referral(session: Session, actor: Actor, referral_id: uuid.UUID) 
     return rows
 
 
+def list_claims(session: Session, actor: Actor, *, statuses: list[str] | None = None,
+                referral_id: uuid.UUID | None = None, cursor: str | None = None,
+                limit: int | None = None) -> tuple[list[Claim], str | None]:
+    """The caller's own organization's claims, newest first, a page at a time."""
+    access.require_role(actor, *CLAIM_READ_ROLES)
+    organization_id, _ = access.membership(actor)
+    query = (
+        sa.select(Claim)
+        .where(Claim.billing_organization_id == organization_id)
+        # Each claim is dumped with its lines, edits and providers: load them per page, not per claim.
+        .options(selectinload(Claim.lines), selectinload(Claim.edits), selectinload(Claim.billing_organization),
+                 selectinload(Claim.rendering_provider), selectinload(Claim.referring_provider))
+    )
+    if statuses:
+        query = query.where(Claim.status.in_(statuses))
+    if referral_id is not None:
+        query = query.where(Claim.referral_id == referral_id)
+    items, next_cursor = page(session, query, [Claim.id], cursor, limit, descending=True)
+    audit.record(session, actor, "claim.list", object_type="claim", object_id=None,
+                 organization_id=organization_id, referral_id=referral_id,
+                 details={"count": len(items), "statuses": statuses or []})
+    session.commit()
+    return items, next_cursor
+
+
 def get_claim(session: Session, actor: Actor, claim_id: uuid.UUID) -> Claim:
     claim = session.get(Claim, claim_id)
     if claim is None or claim.billing_organization_id != actor.organization_id:
@@ -269,19 +300,31 @@ def claim_model(session: Session, claim: Claim) -> bm.Claim:
     )
 
 
-def export(session: Session, actor: Actor, claim_id: uuid.UUID, fmt: str) -> tuple[Claim, bm.Claim, int]:
-    """A claim for an exporter, with a fresh interchange number; only billing staff export."""
+def exportable(session: Session, actor: Actor, claim_id: uuid.UUID) -> Claim:
+    """A claim of the caller's organization that the caller may send out; only billing staff export."""
     claim = get_claim(session, actor, claim_id)
     access.require_role(actor, *BILLING_ROLES)
+    return claim
+
+
+def record_export(session: Session, actor: Actor, claim: Claim, fmt: str) -> int:
+    """Add the export row and its ``claim.export_<fmt>`` audit row to the caller's transaction."""
     record = ClaimExport(claim_id=claim.id, format=fmt, exported_by_user_id=actor.user_id)
     session.add(record)
     session.flush()
     audit.record(session, actor, f"claim.export_{fmt}", object_type="claim", object_id=claim.id,
                  organization_id=claim.billing_organization_id, referral_id=claim.referral_id,
                  details={"export_id": record.id})
+    return record.id
+
+
+def export(session: Session, actor: Actor, claim_id: uuid.UUID, fmt: str) -> tuple[Claim, bm.Claim, int]:
+    """A claim for an exporter, with a fresh interchange number; only billing staff export."""
+    claim = exportable(session, actor, claim_id)
+    export_id = record_export(session, actor, claim, fmt)
     model = claim_model(session, claim)
     session.commit()
-    return claim, model, record.id
+    return claim, model, export_id
 
 
 # -- fee schedules ---------------------------------------------------------------------------------

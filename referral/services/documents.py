@@ -1,4 +1,5 @@
-"""The capture note and the interpretation report, served to the people who may read the case."""
+"""The capture note and the interpretation report, served to the people who may read the case, and the claim
+summary, served to the billing staff who may export the claim."""
 
 from __future__ import annotations
 
@@ -6,15 +7,25 @@ import uuid
 
 from sqlalchemy.orm import Session
 
-from referral.documents import render_capture_note, render_report, to_pdf
+from referral.db import utcnow
+from referral.documents import render_capture_note, render_claim, render_report, to_pdf
 from referral.errors import NotFound
-from referral.services import access, audit
+from referral.services import access, audit, claims
 from referral.services.actor import Actor
 from storage import Storage
 
 HTML_CONTENT_TYPE = "text/html; charset=utf-8"
 PDF_CONTENT_TYPE = "application/pdf"
 NAMES = ("capture-note.html", "capture-note.pdf", "report.html", "report.pdf")
+CLAIM_FORMATS = ("pdf", "html")
+
+
+def _encode(session: Session, html: str, extension: str) -> tuple[bytes, str]:
+    if extension == "pdf":
+        # Laying out a PDF takes a while: the database connection goes back to the pool meanwhile.
+        session.commit()
+        return to_pdf(html), PDF_CONTENT_TYPE
+    return html.encode("utf-8"), HTML_CONTENT_TYPE
 
 
 def read_document(session: Session, store: Storage, actor: Actor, referral_id: uuid.UUID,
@@ -31,14 +42,27 @@ def read_document(session: Session, store: Storage, actor: Actor, referral_id: u
                              include_previews=actor.role in access.IMAGE_VIEWER_ROLES)
     else:
         html = render_capture_note(session, store, referral)
-    if extension == "pdf":
-        # Laying out a PDF takes a while: the database connection goes back to the pool meanwhile.
-        session.commit()
-        body, content_type = to_pdf(html), PDF_CONTENT_TYPE
-    else:
-        body, content_type = html.encode("utf-8"), HTML_CONTENT_TYPE
+    body, content_type = _encode(session, html, extension)
     # Recorded once the document exists, so a refused or failed render is not logged as a disclosure.
     audit.record(session, actor, "document.read", object_type="referral", object_id=referral.id,
                  organization_id=referral.organization_id, referral_id=referral.id, details={"name": name})
     session.commit()
     return body, content_type, f"{stem}-{referral.id}.{extension}"
+
+
+def read_claim_document(session: Session, actor: Actor, claim_id: uuid.UUID,
+                        extension: str) -> tuple[bytes, str, str]:
+    """(bytes, content type, file name) of a claim's printable summary.
+
+    The page carries the patient, the coverage and the charges and is made to leave the practice, so it is
+    an export like the 837D: billing staff only, with a claim_exports row and a ``claim.export_<format>``
+    audit row, both written once the document exists.
+    """
+    if extension not in CLAIM_FORMATS:
+        raise NotFound(f"No such claim document; formats are {', '.join(CLAIM_FORMATS)}")
+    claim = claims.exportable(session, actor, claim_id)
+    html = render_claim(claim, claims.claim_model(session, claim), generated_at=utcnow())
+    body, content_type = _encode(session, html, extension)
+    claims.record_export(session, actor, claim, extension)
+    session.commit()
+    return body, content_type, f"claim-{claim.id}.{extension}"
