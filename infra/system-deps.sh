@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# System libraries the project needs beyond Python packages: WeasyPrint (PDF documents) loads Pango,
-# HarfBuzz's subsetter and fontconfig from the system and needs at least one font. Installs them with
+# System packages the project needs beyond Python packages: WeasyPrint (PDF documents) loads Pango,
+# HarfBuzz's subsetter and fontconfig from the system and needs at least one font; the browser tests
+# need Debian's chromium. Installs them with
 # apt-get when they are missing and this machine can; otherwise says what is missing and carries on
 # (the server runs without them; PDF documents then answer 503).
 set -uo pipefail
@@ -15,11 +16,14 @@ pdf_libraries_present() {
   [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]
 }
 
-pdf_libraries_present && exit 0
-packages="libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core"
+packages=""
+pdf_libraries_present || packages="libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core"
+# The browser tests drive Debian's Chromium; a browser is never downloaded by the tests themselves.
+command -v chromium >/dev/null || packages="$packages chromium"
+[ -z "$packages" ] && exit 0
 if command -v apt-get >/dev/null && [ "$(id -u)" = "0" ]; then
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $packages
 else
-  echo "note: PDF documents need these system packages: $packages" >&2
+  echo "note: install these system packages for PDF documents and the browser tests: $packages" >&2
 fi

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import hmac
+from datetime import timedelta
 from typing import cast
 
 from flask import Flask, current_app, g, request
 from sqlalchemy.orm import Session, sessionmaker
 
-from referral.errors import NotAuthenticated
+from referral.errors import Forbidden, NotAuthenticated
+from referral.models import User
 from referral.models.enums import Role
 from referral.services.actor import Actor
 from referral.services.auth import authenticate
 from referral.services.workflow import WorkflowSettings
 from storage import Storage
+
+CSRF_HEADER = "X-CSRF-Token"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def db_session() -> Session:
@@ -48,17 +54,49 @@ def _close_session(_exc: BaseException | None) -> None:
         session.close()
 
 
+def _session_user() -> User | None:
+    """The user of the browser session cookie, for the pages' own calls to the API.
+
+    A cookie is sent by the browser on its own, so a state-changing call must also carry the session's
+    CSRF token in the X-CSRF-Token header, which another site can neither read nor set."""
+    from referral.services import web_auth
+    from referral.web import SESSION_COOKIE
+
+    cookie = request.cookies.get(SESSION_COOKIE, "")
+    if not cookie:
+        return None
+    idle = timedelta(minutes=int(current_app.config.get("SESSION_IDLE_MINUTES") or 15))
+    row, ended = web_auth.resume(db_session(), cookie, idle=idle)
+    if row is None:
+        raise NotAuthenticated("Your session has ended; sign in again" if ended else
+                               "Send an API token as 'Authorization: Bearer <token>'")
+    if request.method in UNSAFE_METHODS:
+        supplied = request.headers.get(CSRF_HEADER, "")
+        if not supplied or not hmac.compare_digest(supplied.encode(), row.csrf_token.encode()):
+            raise Forbidden(f"A call made with the session cookie must send the page's {CSRF_HEADER} header")
+    user = db_session().get(User, row.user_id)
+    if user is None or not user.active:
+        raise NotAuthenticated("Your session has ended; sign in again")
+    return user
+
+
 def _authenticate_request() -> None:
-    """Every /api/v1 call needs a valid bearer token; the check runs before the body is read."""
+    """Every /api/v1 call needs a valid bearer token or, from the pages, the session cookie; the check
+    runs before the body is read."""
     if not request.path.startswith("/api/v1/"):
         return
     header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise NotAuthenticated("Send an API token as 'Authorization: Bearer <token>'")
-    user = authenticate(db_session(), token.strip())
-    if user is None:
-        raise NotAuthenticated("The API token is not valid, expired or revoked")
+    if not header:
+        user = _session_user()
+        if user is None:
+            raise NotAuthenticated("Send an API token as 'Authorization: Bearer <token>'")
+    else:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise NotAuthenticated("Send an API token as 'Authorization: Bearer <token>'")
+        user = authenticate(db_session(), token.strip())
+        if user is None:
+            raise NotAuthenticated("The API token is not valid, expired or revoked")
     g.actor = Actor(
         user_id=user.id,
         organization_id=user.organization_id,

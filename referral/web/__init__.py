@@ -1,4 +1,4 @@
-"""Web pages: sign-in, the page shell and a first landing page per role.
+"""Web pages: sign-in, sessions and the page shell; the role pages are in ``pages``.
 
 Pages authenticate with a server-side session (``referral_session`` cookie), never with API tokens, and
 every state-changing form carries a CSRF token.
@@ -11,18 +11,15 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from flask import Blueprint, Flask, Response, current_app, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.wrappers import Response as BaseResponse
 
 from referral.api.context import db_session
-from referral.db import utcnow
-from referral.models import Claim, Organization, User, WebSession
+from referral.models import Organization, User, WebSession
 from referral.models.enums import Role
 from referral.services import web_auth
-from referral.services.referrals import AWAITING_RESPONSE, list_referrals
 
 SESSION_COOKIE = "referral_session"
 LOGIN_CSRF_COOKIE = "referral_login_csrf"
@@ -31,7 +28,6 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 GENERIC_SIGN_IN_FAILURE = "The email or password is not correct."
 THROTTLED_MESSAGE = ("Too many failed sign-in attempts. Sign-in is paused for 15 minutes for this account "
                      "or network; try again later or ask your practice administrator.")
-LANDING_LIMIT = 50
 
 web = Blueprint("web", __name__, template_folder="templates", static_folder="static",
                 static_url_path="/web/static")
@@ -151,33 +147,6 @@ def logout() -> ResponseReturnValue:
     return _to_login()
 
 
-@web.get("/")
-def index() -> ResponseReturnValue:
-    row = _current()
-    if row is None:
-        return _to_login(g.get("session_ended"))
-    session = db_session()
-    user = session.get(User, row.user_id)
-    if user is None:
-        return _to_login()
-    actor = web_auth.actor_for(user, request.remote_addr, request.user_agent.string or None)
-    context: dict[str, Any] = {"view": "none", "referrals": [], "claims": []}
-    role = Role(user.role)
-    if role in (Role.STAFF, Role.DENTIST, Role.ORG_ADMIN):
-        context["view"] = "sent"
-        context["referrals"], _ = list_referrals(session, actor, view="sent", limit=LANDING_LIMIT)
-    elif role == Role.SPECIALIST and user.provider_id is not None:
-        context["view"] = "inbox"
-        context["referrals"], _ = list_referrals(session, actor, view="inbox", limit=LANDING_LIMIT)
-    elif role == Role.BILLING and user.organization_id is not None:
-        context["view"] = "claims"
-        context["claims"] = list(session.scalars(
-            sa.select(Claim).where(Claim.billing_organization_id == user.organization_id)
-            .order_by(Claim.id.desc()).limit(LANDING_LIMIT)
-        ))
-    return _page("home.html", now=utcnow(), awaiting=AWAITING_RESPONSE, **context)
-
-
 @web.app_context_processor
 def _shell_context() -> dict[str, Any]:
     row = g.get("web_session")
@@ -191,4 +160,6 @@ def _shell_context() -> dict[str, Any]:
 
 
 def register_web(app: Flask) -> None:
+    from referral.web import pages  # noqa: F401  (attaches the role pages to the blueprint)
+
     app.register_blueprint(web)

@@ -277,7 +277,7 @@ def test_create_admin_can_read_a_password_from_stdin_and_sign_in(app: Flask, cli
                                           input=PASSWORD + "\n")
     assert result.exit_code == 0, result.output
     _sign_in(client, "ops@example.com")
-    assert "There are no pages for your role yet" in client.get("/").get_data(as_text=True)
+    assert "There are no pages for your role" in client.get("/").get_data(as_text=True)
 
 
 def test_the_api_docs_page_still_renders_with_a_policy_for_its_own_script(client: FlaskClient):

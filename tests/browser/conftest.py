@@ -1,0 +1,112 @@
+"""A real server and Debian's Chromium, driven by Playwright, for end-to-end tests of the pages.
+
+The app under test runs in a thread of this process on a free loopback port, on PostgreSQL and S3
+(moto's server) like a deployment; the browser is the system ``chromium`` (never a downloaded one).
+Screenshots of each main page are written under ``test-artifacts/screenshots`` (or SCREENSHOT_DIR).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from werkzeug.serving import make_server
+
+REQUIRE_BROWSER = os.environ.get("REQUIRE_BROWSER") == "1"
+SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR")
+                   or Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+
+
+@pytest.fixture(params=["postgres-s3"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def server_url(app: Flask) -> Iterator[str]:
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="browser-test-server", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    executable = shutil.which("chromium")
+    if executable is None:
+        message = "Debian's chromium is not installed (infra/system-deps.sh installs it)"
+        if REQUIRE_BROWSER:
+            pytest.fail(message + "; REQUIRE_BROWSER=1 makes this a failure", pytrace=False)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+class BrowserUser:
+    """One person's browser: its own context (cookies), a page, and every console error and CSP report."""
+
+    def __init__(self, browser: Any, base_url: str, name: str) -> None:
+        self.name = name
+        self.context = browser.new_context(base_url=base_url, accept_downloads=True,
+                                           viewport={"width": 1280, "height": 900})
+        self.page = self.context.new_page()
+        self.problems: list[str] = []
+        self.page.on("console", self._console)
+        self.page.on("pageerror", lambda exc: self.problems.append(f"page error: {exc}"))
+        self.page.on("dialog", lambda dialog: dialog.accept())
+        self.page.on("response", self._response)
+
+    def _console(self, message: Any) -> None:
+        if message.type == "error":
+            self.problems.append(f"console: {message.text}")
+
+    def _response(self, response: Any) -> None:
+        if response.status >= 400:
+            self.problems.append(f"{response.status} {response.request.method} {response.url}")
+
+    def sign_in(self, email: str, password: str) -> None:
+        self.page.goto("/login")
+        self.page.get_by_label("Email").fill(email)
+        self.page.get_by_label("Password").fill(password)
+        self.page.get_by_role("button", name="Sign in").click()
+        self.page.wait_for_url(re.compile(r"/$"))
+
+    def screenshot(self, name: str) -> Path:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / f"{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def browser_users(chromium: Any, server_url: str) -> Iterator[Any]:
+    users: list[BrowserUser] = []
+
+    def open_browser(name: str) -> BrowserUser:
+        user = BrowserUser(chromium, server_url, name)
+        users.append(user)
+        return user
+
+    yield open_browser
+    for user in users:
+        user.close()
