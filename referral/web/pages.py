@@ -226,8 +226,13 @@ def new_referral(user: User, actor: Actor) -> ResponseReturnValue:
         return _page("error.html", 403, title="Not allowed", message="Only a capturing office creates referrals.")
     session = db_session()
     providers = _own_providers(session, user.organization_id)
+    # A hygienist refers under a dentist of the practice: the dentist is the referring provider on claims.
+    mine = next((p for p in providers if p.id == user.provider_id), None)
+    dentists = [p for p in providers if p.specialty != Specialty.HYGIENE]
+    referring = mine.id if mine is not None and mine.specialty != Specialty.HYGIENE else (
+        dentists[0].id if dentists else user.provider_id)
     return _page(
-        "referral_new.html", providers=providers, me=user.provider_id, readers=_reader_directory(session),
+        "referral_new.html", providers=providers, me=referring, readers=_reader_directory(session),
         specialties=[s for s in Specialty.values() if s not in ("general", "hygiene")] + ["general"],
         urgencies=Urgency.values(), modes=Mode.values(), scopes=Scope.values(),
         places=CAPTURE_PLACES_OF_SERVICE, given_by=ConsentGivenBy.values(), methods=ConsentMethod.values(),

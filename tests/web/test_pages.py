@@ -110,6 +110,8 @@ def test_only_a_capturing_office_gets_the_new_referral_form(app: Flask, world: W
     assert 'data-tooth="32"' in page, "permanent teeth"
     assert 'data-tooth="T"' in page, "primary teeth"
     assert "Doe" not in page, "patients are searched, not listed"
+    assert f'<option value="{riverside.dentist_provider_id}" selected>' in page, \
+        "a hygienist refers under the practice's dentist"
     assert _page(billing, "/referrals/new")[0] == 403
     assert _page(reader, "/referrals/new")[0] == 403
 
