@@ -203,3 +203,49 @@ def test_a_refused_file_shows_the_api_message_and_is_retried_alone(browser_users
     assert sorted(i["kind"] for i in items) == ["periapical", "photo_intraoral"], "the good file went up once"
     failed = [p for p in hygienist.problems if not p.startswith(("422 POST", "console: Failed to load resource"))]
     assert failed == []
+
+
+def test_a_retake_is_asked_for_uploaded_against_the_image_and_sent_back(browser_users, people, world: World,
+                                                                        riverside: Practice, tmp_path: Path):
+    from tests.api.test_workflow import ready_referral, submit
+
+    referral_id = ready_referral(riverside)
+    assert submit(riverside, referral_id).status_code == 200
+    reader = browser_users("endodontist")
+    reader.sign_in(people["endodontist"], PASSWORD)
+    rpage = reader.page
+    rpage.goto(f"/referrals/{referral_id}")
+    rpage.get_by_role("button", name="Accept case").click()
+    expect(rpage.locator(".page-head .status")).to_have_text("accepted")
+    retake = rpage.get_by_role("region", name="Request a retake")
+    retake.get_by_role("checkbox").first.check()
+    retake.get_by_label("What is wrong").fill("Apex of the mesial root cut off")
+    retake.get_by_role("button", name="Request retake").click()
+    expect(rpage.locator(".page-head .status")).to_have_text("retake requested")
+
+    hygienist = browser_users("hygienist")
+    hygienist.sign_in(people["hygienist"], PASSWORD)
+    page = hygienist.page
+    page.goto(f"/referrals/{referral_id}")
+    expect(page.get_by_test_id("timeline")).to_contain_text("Apex of the mesial root cut off")
+    radiograph = tmp_path / "pa-19-retake.dcm"
+    radiograph.write_bytes(samples.dicom_bytes(teeth=(), rows=128, columns=128, pixel_fill=900))
+    page.get_by_label("Choose radiographs and photos").set_input_files(str(radiograph))
+    row = page.locator("[data-upload-row]")
+    row.get_by_label("Retake of").select_option(index=1)
+    row.get_by_label("Why retaken").fill("apex cut off")
+    page.get_by_role("button", name="Upload all").click()
+    expect(row).to_have_attribute("data-state", "done", timeout=30_000)
+    hygienist.screenshot("office-retake")
+    page.get_by_role("button", name="Send the retakes").click()
+    # The retake goes back to the reader who asked for it, still accepted by them.
+    expect(page.locator(".page-head .status")).to_have_text("accepted")
+
+    rpage.reload()
+    expect(rpage.locator("[data-finding]")).to_have_count(2)
+    expect(rpage.locator(".viewer-thumb")).to_have_count(2)
+    images = riverside.staff.get(f"/api/v1/referrals/{referral_id}").get_json()["images"]
+    assert len(images) == 2
+    assert [i["retake_of"] is not None for i in images] == [False, True]
+    for person in (reader, hygienist):
+        assert person.problems == [], (person.name, person.problems)
