@@ -1,5 +1,6 @@
 """Operator commands: ``flask --app wsgi db upgrade``, ``flask --app wsgi create-admin EMAIL``,
-``flask --app wsgi worker`` (webhook and email notifications) and ``flask --app wsgi retention apply``."""
+``flask --app wsgi worker`` (webhook and email notifications), ``flask --app wsgi retention apply`` and
+``flask --app wsgi storage check``."""
 
 from __future__ import annotations
 
@@ -95,8 +96,8 @@ def create_admin(email: str, password_stdin: bool) -> None:
 
 
 def _worker_pass(stop: threading.Event | None) -> dict[str, int]:
-    """Deliver what is due (and email routing notices when SMTP_URL is set), clear expired upload forms;
-    the outcome counts."""
+    """Deliver what is due (and email routing notices when SMTP_URL is set), clear expired upload forms, and
+    at most every STORAGE_SWEEP_MINUTES sweep the store; the outcome counts."""
     from referral.services import direct_uploads, mail, outbox
 
     config = current_app.config
@@ -111,7 +112,32 @@ def _worker_pass(stop: threading.Event | None) -> dict[str, int]:
                                                mail_from=config.get("MAIL_FROM"))
     if swept := direct_uploads.sweep_expired_uploads(factory, current_app.extensions["referral.storage"]):
         counts["uploads_swept"] = swept
+    counts.update(_storage_sweep(factory))
     return counts
+
+
+def _storage_sweep(factory: sessionmaker[Session]) -> dict[str, int]:
+    """The periodic storage sweep, when it is due: orphans past the grace period removed, missing originals
+    flagged; no checksums (that is `storage check`'s job). Counts only what needs attention."""
+    from datetime import timedelta
+
+    from referral.services import integrity
+    from storage import StorageError
+
+    config = current_app.config
+    try:
+        report = integrity.sweep(factory, current_app.extensions["referral.storage"],
+                                 every=timedelta(minutes=int(config["STORAGE_SWEEP_MINUTES"])),
+                                 grace=timedelta(minutes=int(config["STORAGE_ORPHAN_GRACE_MINUTES"])))
+    except StorageError as exc:
+        # The store being down must not stop webhook delivery; the next due sweep tries again.
+        log.warning("storage sweep failed: %s", type(exc).__name__)
+        return {}
+    if report is None:
+        return {}
+    found = {"orphans_removed": report.orphans_removed, "orphan_removal_refused": int(report.orphan_removal_refused),
+             "missing_objects": report.missing_objects, "images_flagged": report.images_flagged}
+    return {name: value for name, value in found.items() if value}
 
 
 @click.command("worker", help="Send webhook deliveries (and routing emails when SMTP_URL is set) until "
@@ -208,9 +234,48 @@ def retention_apply(dry_run: bool) -> None:
         raise SystemExit(1)
 
 
+@click.group("storage", help="The object store: check that rows and stored objects agree.")
+def storage_group() -> None:
+    pass
+
+
+@storage_group.command(
+    "check",
+    help="Compare the store with the database: objects no row names (orphans), objects a row names that are "
+         "missing, and originals whose SHA-256 differs from the one recorded at intake. Prints JSON; exits 1 "
+         "when anything is missing or altered. With --repair, deletes orphans older than the grace period and "
+         "flags images whose original is missing or altered (clearing flags on originals found intact again); "
+         "a repair that would delete most of the store deletes nothing and exits 1.")
+@click.option("--repair", is_flag=True, help="Delete old orphans and flag (or clear) damaged images.")
+@click.option("--no-checksums", is_flag=True,
+              help="Do not re-read originals to verify their SHA-256 (only presence is checked).")
+@click.option("--grace-minutes", type=click.IntRange(min=0), default=None,
+              help="Leave orphans younger than this alone [default: STORAGE_ORPHAN_GRACE_MINUTES].")
+@click.option("--allow-mass-removal", is_flag=True,
+              help="Remove orphans even when they are most of the store (normally a sign of the wrong database).")
+def storage_check(repair: bool, no_checksums: bool, grace_minutes: int | None, allow_mass_removal: bool) -> None:
+    from datetime import timedelta
+
+    from referral.services.integrity import check_storage
+    from storage import StorageError
+
+    grace = grace_minutes if grace_minutes is not None else int(current_app.config["STORAGE_ORPHAN_GRACE_MINUTES"])
+    factory = cast(sessionmaker[Session], current_app.extensions["referral.sessionmaker"])
+    try:
+        report = check_storage(factory, current_app.extensions["referral.storage"], checksums=not no_checksums,
+                               repair=repair, grace=timedelta(minutes=grace), allow_mass_removal=allow_mass_removal)
+    except StorageError as exc:
+        raise click.ClickException(f"the object store failed during the check ({type(exc).__name__}); "
+                                   "nothing more was changed, run it again") from None
+    click.echo(json.dumps(report.as_dict(repair=repair)))
+    if not report.ok:
+        raise SystemExit(1)
+
+
 def register_commands(app: Flask) -> None:
     app.cli.add_command(db_group)
     app.cli.add_command(create_admin)
     app.cli.add_command(worker)
     app.cli.add_command(claims_group)
     app.cli.add_command(retention_group)
+    app.cli.add_command(storage_group)

@@ -9,6 +9,7 @@ from http import HTTPStatus
 from typing import Any
 
 from flask import Flask, Response, jsonify
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from storage import StorageUnavailable
@@ -111,6 +112,13 @@ def _handle_storage_unavailable(exc: StorageUnavailable) -> Response:
     return error_response(503, "The image store is unavailable; nothing was stored. Try again shortly.")
 
 
+def _handle_database_unavailable(exc: OperationalError) -> Response:
+    # Connection lost, server restarting, lock timeout: the transaction was rolled back, so nothing of this
+    # request was committed unless an earlier step had already said so.
+    log.warning("database unavailable: %s", type(exc.orig).__name__)
+    return error_response(503, "The database is unavailable; try again shortly.")
+
+
 def _handle_unexpected(exc: Exception) -> Response:
     if isinstance(exc, HTTPException):
         return _handle_http_exception(exc)
@@ -123,4 +131,5 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(HTTPException, _handle_http_exception)
     app.register_error_handler(DomainError, _handle_domain_error)
     app.register_error_handler(StorageUnavailable, _handle_storage_unavailable)
+    app.register_error_handler(OperationalError, _handle_database_unavailable)
     app.register_error_handler(Exception, _handle_unexpected)

@@ -275,6 +275,12 @@ class Storage(abc.ABC):
     def size(self, key: str) -> int: ...
 
     @abc.abstractmethod
+    def last_modified(self, key: str) -> datetime:
+        """When the object was written, timezone-aware UTC (ObjectNotFound if there is none). The
+        integrity check leaves objects younger than its grace period alone: they may belong to an
+        upload whose row is about to be committed."""
+
+    @abc.abstractmethod
     def url(
         self,
         key: str,

@@ -9,6 +9,7 @@ import os
 import stat
 import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -222,6 +223,13 @@ class LocalStorage(Storage):
         if st is None:
             raise ObjectNotFound(f"no object under {key!r}")
         return st.st_size
+
+    def last_modified(self, key: str) -> datetime:
+        st = self._stat(self._path(key))
+        if st is None:
+            raise ObjectNotFound(f"no object under {key!r}")
+        # The file's mtime is set by the last write, which for a write-once object is its creation.
+        return datetime.fromtimestamp(st.st_mtime, tz=UTC)
 
     def url(
         self,

@@ -292,6 +292,14 @@ class S3Storage(Storage):
             raise ObjectNotFound(f"no object under {key!r}")
         return int(head["ContentLength"])
 
+    def last_modified(self, key: str) -> datetime:
+        head = self._head(self._full_key(key), key)
+        if head is None:
+            raise ObjectNotFound(f"no object under {key!r}")
+        modified = head["LastModified"]
+        # botocore parses the header into an aware datetime; S3 keeps whole seconds.
+        return modified.astimezone(UTC) if modified.tzinfo else modified.replace(tzinfo=UTC)
+
     def url(
         self,
         key: str,

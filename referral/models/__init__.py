@@ -4,6 +4,7 @@ from referral.models.audit import AuditEvent
 from referral.models.claims import Claim, ClaimEdit, ClaimExport, ClaimLine, FeeScheduleEntry
 from referral.models.idempotency import IdempotencyRecord
 from referral.models.images import Image
+from referral.models.maintenance import MaintenanceRun
 from referral.models.organizations import Organization, Provider
 from referral.models.outbox import DeliveryStatus, EmailNotification, OutboxEvent, Webhook, WebhookDelivery
 from referral.models.patients import Patient
@@ -26,6 +27,7 @@ __all__ = [
     "FeeScheduleEntry",
     "IdempotencyRecord",
     "Image",
+    "MaintenanceRun",
     "Organization",
     "OutboxEvent",
     "Patient",

@@ -22,6 +22,13 @@ class ImageDeletionReason(StrEnum):
     PATIENT_DELETED = "patient_deleted"  # the patient's record was deleted on request
 
 
+class IntegrityProblem(StrEnum):
+    """What ``storage check`` found wrong with an image's original in the store."""
+
+    MISSING = "missing"  # the store has no object under the image's key
+    CHECKSUM_MISMATCH = "checksum_mismatch"  # the object's SHA-256 differs from the one recorded at intake
+
+
 class Image(Base):
     """One radiograph or photo. The row records where its bytes are and their SHA-256."""
 
@@ -73,6 +80,14 @@ class Image(Base):
         UTCDateTime, comment="when the stored objects were removed; null on a tombstone while removal is pending"
     )
 
+    # Set by `storage check --repair` (and the worker's sweep) when the original is missing or altered, and
+    # cleared once it is found intact again (restored from a backup, say). Flags, not content: they may
+    # change on any image, stored or deleted.
+    integrity_problem: Mapped[str | None] = mapped_column(
+        sa.String(20), comment="missing or checksum_mismatch, as last found by the storage check; null when intact")
+    integrity_problem_since: Mapped[datetime | None] = mapped_column(
+        UTCDateTime, comment="when the storage check first found the current problem")
+
     @property
     def is_deleted(self) -> bool:
         return self.deleted_at is not None
@@ -91,9 +106,15 @@ class Image(Base):
 _TOMBSTONE_COLUMNS = frozenset({"deleted_at", "deleted_reason", "objects_removed_at", "original_filename", "dicom"})
 
 
+_INTEGRITY_COLUMNS = frozenset({"integrity_problem", "integrity_problem_since"})
+
+
 def _tombstone_change_problem(target: Image) -> str | None:
     state = sa.inspect(target)
-    changed = {attr.key: attr.history for attr in state.attrs if attr.history.has_changes()}
+    changed = {attr.key: attr.history for attr in state.attrs
+               if attr.history.has_changes() and attr.key not in _INTEGRITY_COLUMNS}
+    if not changed:
+        return None
     if not changed.keys() <= _TOMBSTONE_COLUMNS:
         return "is stored and cannot be changed"
     if target.deleted_at is None:

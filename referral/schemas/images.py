@@ -90,6 +90,11 @@ class ImageSchema(DumpSchema):
     deleted_at = fields.DateTime(allow_none=True, metadata={
         "description": "set when the image was deleted; its metadata stays, its content is gone (410)"})
     deleted_reason = fields.String(allow_none=True, metadata={"description": "retention or patient_deleted"})
+    integrity_problem = fields.String(allow_none=True, metadata={
+        "description": "null, or what the storage check found: missing (the stored file is gone) or "
+                       "checksum_mismatch (it no longer matches sha256); /content then answers 503"})
+    integrity_problem_since = fields.DateTime(allow_none=True, metadata={
+        "description": "when the storage check first found the problem"})
 
 
 class ImageListSchema(DumpSchema):

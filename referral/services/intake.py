@@ -27,10 +27,11 @@ from referral.imaging.inspect import DamagedImage, Inspection, UnsupportedImageT
 from referral.imaging.previews import render_previews
 from referral.models import Image, Patient, Referral
 from referral.models.enums import ImageKind, ReferralStatus
+from referral.models.images import IntegrityProblem
 from referral.observability import metrics
 from referral.services import access, audit
 from referral.services.actor import Actor
-from storage import Storage, StorageError, StorageUnavailable, StoredObject
+from storage import ObjectNotFound, Storage, StorageError, StorageUnavailable, StoredObject
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ def _render_previews(upload: Upload, inspection: Inspection) -> tuple[bytes, byt
 def uploadable_referral(session: Session, actor: Actor, referral_id: uuid.UUID) -> Referral:
     """The referral, when this actor may add images to it now: someone capturing at the referring
     office, while the case is a draft or awaiting a retake."""
-    access.require_role(actor, *access.CAPTURING_ROLES)
+    # Whose referral it is comes first: to anyone outside the case it does not exist, whatever their role.
     referral = access.get_referral(session, actor, referral_id)
     access.require_referring_side(actor, referral)
     if referral.status not in UPLOADABLE_STATUSES:
@@ -304,12 +305,37 @@ def list_images(session: Session, actor: Actor, referral_id: uuid.UUID) -> list[
     return list(referral.images)
 
 
+def _require_intact(image: Image) -> None:
+    """An original the storage check found missing or altered is not served: 503, with the reason."""
+    if image.integrity_problem == IntegrityProblem.MISSING:
+        raise ServiceUnavailable(
+            "This image's stored file is missing from the image store; its record is intact, and the file can "
+            "be served again once an operator restores it", {"integrity": [image.integrity_problem]})
+    if image.integrity_problem is not None:
+        raise ServiceUnavailable(
+            "This image's stored file no longer matches the SHA-256 recorded when it was uploaded, so it is not "
+            "served; an operator must restore it", {"integrity": [image.integrity_problem]})
+
+
+def _open_stored(store: Storage, image: Image, key: str) -> BinaryIO:
+    try:
+        return store.open(key)
+    except ObjectNotFound:
+        # Lost since the last storage check: the same answer as for a flagged image, not a 500.
+        log.error("image %s has a row but the store has no object under one of its keys", image.id)
+        raise ServiceUnavailable(
+            "This image's stored file is missing from the image store; its record is intact, and the file can "
+            "be served again once an operator restores it",
+            {"integrity": [IntegrityProblem.MISSING.value]}) from None
+
+
 def open_image(session: Session, store: Storage, actor: Actor, image_id: uuid.UUID) -> tuple[Image, BinaryIO]:
     """The stored bytes of one image, for someone allowed to see pictures. Audited."""
     image = access.get_image(session, actor, image_id)
     access.require_role(actor, *access.IMAGE_VIEWER_ROLES)
     access.require_stored(image)
-    stream = store.open(image.storage_key)
+    _require_intact(image)
+    stream = _open_stored(store, image, image.storage_key)
     audit.record(session, actor, "image.download", object_type="image", object_id=image.id,
                  organization_id=image.organization_id, referral_id=image.referral_id)
     session.commit()
@@ -335,7 +361,7 @@ def _open_rendition(session: Session, store: Storage, actor: Actor, image_id: uu
     if key is None:
         # Only images stored before previews were introduced lack them.
         raise NotFound(f"This image has no {rendition}")
-    stream = store.open(key)
+    stream = _open_stored(store, image, key)
     audit.record(session, actor, f"image.{rendition}", object_type="image", object_id=image.id,
                  organization_id=image.organization_id, referral_id=image.referral_id)
     session.commit()
@@ -348,6 +374,7 @@ def image_url(session: Session, store: Storage, actor: Actor, image_id: uuid.UUI
     image = access.get_image(session, actor, image_id)
     access.require_role(actor, *access.IMAGE_VIEWER_ROLES)
     access.require_stored(image)
+    _require_intact(image)
     url = store.url(image.storage_key, expires_in=300, filename=download_name(image),
                     content_type=image.content_type)
     if url is not None:

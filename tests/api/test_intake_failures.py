@@ -20,16 +20,16 @@ from referral.services.actor import Actor
 from storage import Storage, StorageUnavailable, StoredObject
 from tests import samples
 from tests.api.helpers import assert_nothing_stored, new_referral, upload
+from tests.store_doubles import DelegatingStore
 from tests.world import Practice, World
 
 
-class FailingStore(Storage):
+class FailingStore(DelegatingStore):
     """The real store, with switches that make writes fail the way an unreachable backend does:
     every write, or only writes of keys ending in ``fail_suffix``."""
 
     def __init__(self, inner: Storage) -> None:
-        self.inner = inner
-        self.backend = inner.backend
+        super().__init__(inner)
         self.fail_puts = False
         self.fail_suffix: str | None = None
 
@@ -37,28 +37,6 @@ class FailingStore(Storage):
         if self.fail_puts or (self.fail_suffix is not None and key.endswith(self.fail_suffix)):
             raise StorageUnavailable("injected failure")
         return self.inner.put(key, stream, content_type=content_type, size=size)
-
-    def open(self, key: str) -> BinaryIO:
-        return self.inner.open(key)
-
-    def delete(self, key: str) -> None:
-        self.inner.delete(key)
-
-    def exists(self, key: str) -> bool:
-        return self.inner.exists(key)
-
-    def size(self, key: str) -> int:
-        return self.inner.size(key)
-
-    def url(self, key: str, *, expires_in: int = 300, filename: str | None = None,
-            content_type: str | None = None) -> str | None:
-        return self.inner.url(key, expires_in=expires_in, filename=filename, content_type=content_type)
-
-    def keys(self, prefix: str = "") -> Iterator[str]:
-        return self.inner.keys(prefix)
-
-    def check(self) -> None:
-        self.inner.check()
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import hashlib
 import io
 import random
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -195,6 +196,22 @@ def test_open_and_size_of_a_missing_key_raise_object_not_found(store: Storage) -
     with pytest.raises(ObjectNotFound):
         store.size("missing/key")
     assert not store.exists("missing/key")
+
+
+def test_last_modified_is_the_utc_time_the_object_was_written(store: Storage) -> None:
+    # S3 keeps whole seconds, so the window is widened by one on each side.
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    store.put("dated/object", io.BytesIO(b"x"), content_type=CONTENT_TYPE)
+    after = datetime.now(UTC) + timedelta(seconds=1)
+
+    written = store.last_modified("dated/object")
+
+    assert written.utcoffset() == timedelta(0)
+    assert before <= written <= after
+    with pytest.raises(ObjectNotFound):
+        store.last_modified("dated/missing")
+    with pytest.raises(InvalidKey):
+        store.last_modified("a/../b")
 
 
 def test_delete_is_idempotent_and_exists_follows_it(store: Storage) -> None:
