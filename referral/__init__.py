@@ -15,6 +15,7 @@ def create_app(settings: Settings | None = None, *, store: storage.Storage | Non
     from referral.cli import register_commands
     from referral.errors import register_error_handlers
     from referral.observability.hooks import init_observability
+    from referral.ratelimit import init_auth_failure_limit, init_upload_limit
     from referral.security import register_security_headers
     from referral.uploads import UploadRequest
     from referral.web import register_web
@@ -30,7 +31,10 @@ def create_app(settings: Settings | None = None, *, store: storage.Storage | Non
     app.extensions["referral.storage"] = store if store is not None else storage.from_url(settings.storage_url)
     init_observability(app)
 
+    # Rejected tokens are counted by address before the API's token check runs, uploads by user after it.
+    init_auth_failure_limit(app)
     register_api(app)
+    init_upload_limit(app)
     register_web(app)
     register_security_headers(app)
     register_error_handlers(app)

@@ -12,6 +12,8 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from limits import parse_many
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENVIRONMENTS = ("development", "test", "production")
 DEFAULT_MAX_UPLOAD_BYTES = 64 * 1024 * 1024
@@ -21,6 +23,12 @@ DEFAULT_RESPONSE_HOURS = {"emergency": 4.0, "urgent": 24.0, "routine": 168.0}
 LOG_FORMATS = ("json", "text")
 # Who may scrape /metrics: loopback and the private ranges a scraper inside the deployment uses.
 DEFAULT_METRICS_ALLOW = ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
+# Abuse limits (referral/ratelimit.py), in flask-limiter's notation. Rejected API tokens per address: the
+# same allowance as failed sign-ins per address. Uploads per user: a full-mouth series with retakes, sent
+# direct-to-storage (two calls an image), fits in a minute many times over; a runaway script does not.
+DEFAULT_RATELIMIT_AUTH_FAILURES = "20 per 15 minutes"
+DEFAULT_RATELIMIT_UPLOADS = "120 per minute"
+RATELIMIT_STORAGE_SCHEMES = ("memory", "redis", "rediss", "redis+unix", "redis+sentinel", "redis+cluster")
 
 
 class ConfigError(RuntimeError):
@@ -50,6 +58,16 @@ class Settings:
     )
     # Set when several gunicorn workers share their metrics through files in this directory.
     prometheus_multiproc_dir: str | None = None
+    # The worker's storage sweep (orphan objects removed, missing originals flagged) runs at most this often.
+    storage_sweep_minutes: int = 60
+    # An object without a row is left alone until it is this old: its upload's commit may still be in flight.
+    storage_orphan_grace_minutes: int = 60
+    # Where the abuse-limit counts live: memory:// per process, or redis://host:6379/0 shared by all.
+    ratelimit_storage_url: str = "memory://"
+    ratelimit_auth_failures: str = DEFAULT_RATELIMIT_AUTH_FAILURES
+    ratelimit_uploads: str = DEFAULT_RATELIMIT_UPLOADS
+    # Keeps this deployment's counts apart from another's in a shared Redis.
+    ratelimit_key_prefix: str = "referral"
 
     def to_flask_config(self) -> dict[str, object]:
         return {
@@ -72,6 +90,12 @@ class Settings:
             "LOG_FORMAT": self.log_format,
             "METRICS_ALLOW": self.metrics_allow,
             "PROMETHEUS_MULTIPROC_DIR": self.prometheus_multiproc_dir,
+            "STORAGE_SWEEP_MINUTES": self.storage_sweep_minutes,
+            "STORAGE_ORPHAN_GRACE_MINUTES": self.storage_orphan_grace_minutes,
+            "RATELIMIT_STORAGE_URL": self.ratelimit_storage_url,
+            "RATELIMIT_AUTH_FAILURES": self.ratelimit_auth_failures,
+            "RATELIMIT_UPLOADS": self.ratelimit_uploads,
+            "RATELIMIT_KEY_PREFIX": self.ratelimit_key_prefix,
             "TESTING": self.env == "test",
         }
 
@@ -137,6 +161,23 @@ def _metrics_allow(environ: dict[str, str]) -> tuple[ipaddress.IPv4Network | ipa
         raise ConfigError(f"METRICS_ALLOW must be a comma-separated list of CIDR ranges: {exc}") from exc
 
 
+def _rate_limit(environ: dict[str, str], name: str, default: str) -> str:
+    value = environ.get(name, "").strip() or default
+    try:
+        parse_many(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a limit such as '20 per 15 minutes', got {value!r}") from None
+    return value
+
+
+def _ratelimit_storage_url(environ: dict[str, str]) -> str:
+    value = environ.get("RATELIMIT_STORAGE_URL", "").strip() or "memory://"
+    scheme, separator, _ = value.partition("://")
+    if not separator or scheme.lower() not in RATELIMIT_STORAGE_SCHEMES:
+        raise ConfigError("RATELIMIT_STORAGE_URL must be memory:// or a Redis URL such as redis://127.0.0.1:6379/0")
+    return value
+
+
 def _development_secret(instance_path: Path) -> str:
     """A random key kept in the local instance folder, so a development server's sessions survive
     restarts without any secret being written into the repository."""
@@ -193,4 +234,10 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         log_format=_log_format(env_vars),
         metrics_allow=_metrics_allow(env_vars),
         prometheus_multiproc_dir=env_vars.get("PROMETHEUS_MULTIPROC_DIR") or None,
+        storage_sweep_minutes=_int_setting(env_vars, "STORAGE_SWEEP_MINUTES", 60),
+        storage_orphan_grace_minutes=_int_setting(env_vars, "STORAGE_ORPHAN_GRACE_MINUTES", 60),
+        ratelimit_storage_url=_ratelimit_storage_url(env_vars),
+        ratelimit_auth_failures=_rate_limit(env_vars, "RATELIMIT_AUTH_FAILURES", DEFAULT_RATELIMIT_AUTH_FAILURES),
+        ratelimit_uploads=_rate_limit(env_vars, "RATELIMIT_UPLOADS", DEFAULT_RATELIMIT_UPLOADS),
+        ratelimit_key_prefix=env_vars.get("RATELIMIT_KEY_PREFIX", "").strip() or "referral",
     )

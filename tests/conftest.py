@@ -84,6 +84,9 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Set
         "max_upload_bytes": 8 * 1024 * 1024,
         "instance_path": tmp_path / "instance",
         "upload_tmp_dir": None,
+        # Suites send many calls from one address and user; tests/security/test_abuse_limits.py sets real limits.
+        "ratelimit_auth_failures": "100000 per minute",
+        "ratelimit_uploads": "100000 per minute",
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

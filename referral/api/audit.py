@@ -3,9 +3,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from referral.api.context import current_actor, db_session
+from referral.api.parsing import Blueprint
 from referral.models import AuditEvent
 from referral.models.enums import Role
 from referral.schemas.audit import AuditPageSchema, AuditQuerySchema

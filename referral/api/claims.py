@@ -7,10 +7,10 @@ from typing import Any
 
 from flask import Response, jsonify
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from referral.api.context import current_actor, db_session
 from referral.api.documents import document_response
+from referral.api.parsing import Blueprint
 from referral.billing.fhir_claim import to_fhir_claim
 from referral.billing.x12 import ExportError, Submitter, to_837d
 from referral.billing.x12_validator import validate_837d
@@ -58,7 +58,8 @@ def claim(claim_id: uuid.UUID) -> Any:
 
 
 @blp.route("/claims/<uuid:claim_id>/x12")
-@blp.response(200, content_type="application/edi-x12", description="an X12 837D 005010X224A2 interchange")
+@blp.response(200, {"type": "string"}, content_type="application/edi-x12",
+              description="an X12 837D 005010X224A2 interchange")
 def claim_x12(claim_id: uuid.UUID) -> Any:
     """The claim as an 837D interchange (billing staff; audited)"""
     row, model, export_id = claims.export(db_session(), current_actor(), claim_id, "x12")
@@ -84,7 +85,7 @@ def claim_x12(claim_id: uuid.UUID) -> Any:
 
 
 @blp.route("/claims/<uuid:claim_id>/fhir")
-@blp.response(200, content_type="application/fhir+json", description="a FHIR R4 Claim")
+@blp.response(200, {"type": "object"}, content_type="application/fhir+json", description="a FHIR R4 Claim")
 def claim_fhir(claim_id: uuid.UUID) -> Any:
     """The claim as a FHIR R4 Claim resource (billing staff; audited)"""
     _row, model, _export_id = claims.export(db_session(), current_actor(), claim_id, "fhir")

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from referral.errors import Forbidden, NotAuthenticated
 from referral.models import User
 from referral.models.enums import Role
+from referral.ratelimit import token_rejected
 from referral.services.actor import Actor
 from referral.services.auth import authenticate
 from referral.services.workflow import WorkflowSettings
@@ -93,9 +94,11 @@ def _authenticate_request() -> None:
     else:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
+            token_rejected()
             raise NotAuthenticated("Send an API token as 'Authorization: Bearer <token>'")
         user = authenticate(db_session(), token.strip())
         if user is None:
+            token_rejected()
             raise NotAuthenticated("The API token is not valid, expired or revoked")
     g.actor = Actor(
         user_id=user.id,

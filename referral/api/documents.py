@@ -5,10 +5,10 @@ import uuid
 from typing import Any
 
 from flask import Response
-from flask_smorest import Blueprint
 
 from referral.api.context import current_actor, db_session, object_store
 from referral.api.downloads import attachment
+from referral.api.parsing import Blueprint
 from referral.services import documents
 
 blp = Blueprint("documents", __name__, description="The capture note and the interpretation report, HTML or PDF")

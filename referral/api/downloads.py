@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from flask import Response
 
@@ -16,6 +16,11 @@ def _stream(body: BinaryIO) -> Iterator[bytes]:
             yield chunk
     finally:
         body.close()
+
+
+def binary_content(*media_types: str) -> dict[str, Any]:
+    """The OpenAPI ``content`` of a download that comes as one of ``media_types``."""
+    return {media_type: {"schema": {"type": "string", "format": "binary"}} for media_type in media_types}
 
 
 def attachment(body: BinaryIO, *, content_type: str, filename: str, size: int | None = None) -> Response:

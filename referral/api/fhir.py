@@ -4,9 +4,9 @@ import json
 import uuid
 
 from flask import Response
-from flask_smorest import Blueprint
 
 from referral.api.context import current_actor, db_session
+from referral.api.parsing import Blueprint
 from referral.services import exports
 
 FHIR_JSON = "application/fhir+json"

@@ -7,10 +7,11 @@ from typing import Any, BinaryIO, cast
 
 from flask import current_app, jsonify, redirect, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from referral.api.context import current_actor, db_session, object_store
-from referral.api.downloads import attachment
+from referral.api.downloads import attachment, binary_content
+from referral.api.parsing import Blueprint
+from referral.imaging.sniff import CONTENT_TYPES
 from referral.schemas.images import (
     ContentQuerySchema,
     DirectUploadCompleteSchema,
@@ -143,8 +144,12 @@ class ImageById(MethodView):
 @blp.route("/images/<uuid:image_id>/content")
 class ImageContent(MethodView):
     @blp.arguments(ContentQuerySchema, location="query")
-    @blp.response(200, content_type="application/octet-stream", description="the exact bytes uploaded")
+    @blp.response(200, description="the exact bytes uploaded")
+    @blp.doc(responses={"200": {"description": "the exact bytes uploaded, as the type they were sniffed as",
+                                "content": binary_content(*CONTENT_TYPES.values())}})
     @blp.alt_response(303, description="redirect to a short-lived URL for the bytes (when redirect=true)")
+    @blp.alt_response(503, description="the stored file is missing or no longer matches its SHA-256 (see the "
+                                       "image's integrity_problem), or the store is unreachable")
     def get(self, query: dict[str, Any], image_id: uuid.UUID) -> Any:
         """The exact bytes uploaded, as an attachment (audited)"""
         session, store, actor = db_session(), object_store(), current_actor()
@@ -173,7 +178,8 @@ def _inline_jpeg(body: BinaryIO, filename: str) -> Any:
 
 @blp.route("/images/<uuid:image_id>/preview")
 class ImagePreview(MethodView):
-    @blp.response(200, content_type="image/jpeg", description="a JPEG at most 1600 px on its longer side")
+    @blp.response(200, {"type": "string", "format": "binary"}, content_type="image/jpeg",
+                  description="a JPEG at most 1600 px on its longer side")
     def get(self, image_id: uuid.UUID) -> Any:
         """A JPEG preview without metadata, shown inline (audited)"""
         _, body = intake.open_preview(db_session(), object_store(), current_actor(), image_id)
@@ -182,7 +188,8 @@ class ImagePreview(MethodView):
 
 @blp.route("/images/<uuid:image_id>/thumbnail")
 class ImageThumbnail(MethodView):
-    @blp.response(200, content_type="image/jpeg", description="a JPEG at most 256 px on its longer side")
+    @blp.response(200, {"type": "string", "format": "binary"}, content_type="image/jpeg",
+                  description="a JPEG at most 256 px on its longer side")
     def get(self, image_id: uuid.UUID) -> Any:
         """A JPEG thumbnail without metadata, shown inline (audited)"""
         _, body = intake.open_thumbnail(db_session(), object_store(), current_actor(), image_id)

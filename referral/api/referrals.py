@@ -4,13 +4,14 @@ import uuid
 from typing import Any, BinaryIO, cast
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from referral.api.context import current_actor, db_session, object_store, workflow_settings
-from referral.api.downloads import attachment
+from referral.api.downloads import attachment, binary_content
+from referral.api.parsing import Blueprint
 from referral.schemas.images import ImageFileSchema
 from referral.schemas.referrals import (
     CancelSchema,
+    ConsentFormFieldsSchema,
     ConsentSchema,
     DeclineSchema,
     ReferralCreateSchema,
@@ -106,9 +107,10 @@ _FORM_EXTENSIONS = {"application/pdf": "pdf", "image/jpeg": "jpg", "image/png": 
 
 @blp.route("/referrals/<uuid:referral_id>/consent/form")
 class ConsentForm(MethodView):
+    @blp.arguments(ConsentFormFieldsSchema, location="form")
     @blp.arguments(ImageFileSchema, location="files")
     @blp.response(200, ReferralDetailSchema)
-    def put(self, files: dict[str, Any], referral_id: uuid.UUID) -> Any:
+    def put(self, _fields: dict[str, Any], files: dict[str, Any], referral_id: uuid.UUID) -> Any:
         """Keep the scanned, signed consent form (PDF, JPEG, PNG or TIFF) with the referral (referring office)"""
         file_storage = files["file"]
         spool = cast(HashingSpool, file_storage.stream)
@@ -116,7 +118,9 @@ class ConsentForm(MethodView):
                         filename=file_storage.filename)
         return consent.store_form(db_session(), object_store(), current_actor(), referral_id, upload)
 
-    @blp.response(200, content_type="application/octet-stream", description="the consent form as uploaded")
+    @blp.response(200, description="the consent form as uploaded")
+    @blp.doc(responses={"200": {"description": "the consent form as uploaded",
+                                "content": binary_content(*_FORM_EXTENSIONS, "application/octet-stream")}})
     def get(self, referral_id: uuid.UUID) -> Any:
         """The scanned consent form (audited)"""
         referral, body = consent.open_form(db_session(), object_store(), current_actor(), referral_id)

@@ -4,9 +4,9 @@ import uuid
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from referral.api.context import current_actor, db_session
+from referral.api.parsing import Blueprint
 from referral.schemas.reports import AddendumCreateSchema, AddendumSchema, ReportDraftSchema, ReportSchema
 from referral.services import reports
 

@@ -5,9 +5,9 @@ from typing import Any
 
 from flask import current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from referral.api.context import current_actor, db_session
+from referral.api.parsing import Blueprint
 from referral.schemas.webhooks import (
     DeliveryPageSchema,
     DeliveryQuerySchema,

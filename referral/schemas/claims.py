@@ -52,6 +52,10 @@ class FeeScheduleDumpSchema(Schema):
         unknown = INCLUDE
 
 
+# Amounts travel as decimal strings ("105.00") so no client rounds them through a float.
+MONEY = {"type": "string", "format": "decimal", "example": "105.00"}
+
+
 class ClaimLineSchema(DumpSchema):
     number = fields.Integer()
     code = fields.String()
@@ -60,7 +64,7 @@ class ClaimLineSchema(DumpSchema):
     area = fields.String(allow_none=True)
     surfaces = fields.String(allow_none=True)
     quantity = fields.Integer()
-    fee = fields.Decimal(as_string=True)
+    fee = fields.Decimal(as_string=True, metadata=MONEY)
     date_of_service = fields.Date()
     control_number = fields.String()
     explanation = fields.String()
@@ -93,7 +97,7 @@ class ClaimSchema(DumpSchema):
     payer_name = fields.String(allow_none=True)
     payer_profile = fields.String()
     frequency = fields.String()
-    total = fields.Decimal(as_string=True)
+    total = fields.Decimal(as_string=True, metadata=MONEY)
     status = fields.String(metadata={"description": "ready, or hold while an edit blocks it"})
     generation = fields.Integer()
     lines = fields.List(fields.Nested(ClaimLineSchema))

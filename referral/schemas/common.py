@@ -88,9 +88,14 @@ class PastDateTime(fields.AwareDateTime):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
         result: datetime = super()._deserialize(value, attr, data, **kwargs)
-        if result.astimezone(UTC) > datetime.now(UTC).replace(microsecond=0) + _SKEW:
+        try:
+            # year 1 or 9999 with an offset has no UTC equivalent
+            in_utc = result.astimezone(UTC)
+        except OverflowError:
+            raise ValidationError("Not a valid date and time.") from None
+        if in_utc > datetime.now(UTC).replace(microsecond=0) + _SKEW:
             raise ValidationError("Must not be in the future.")
-        return result.astimezone(UTC)
+        return in_utc
 
 
 class PastDate(fields.Date):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import fields, post_dump, validate
+from marshmallow import fields, post_dump
 
 from referral.models.enums import Sex, SubscriberRelationship
 from referral.schemas.common import (
@@ -68,7 +68,8 @@ class PatientSchema(DumpSchema):
 
 
 class PatientQuerySchema(PageQuerySchema):
-    q = fields.String(validate=validate.Length(min=2, max=100), metadata={
+    # Text: control characters are refused (PostgreSQL cannot even compare a string holding NUL).
+    q = Text(100, min_length=2, metadata={
         "description": "search: the start of a last or first name (any case), or a birth date YYYY-MM-DD"})
 
 

@@ -30,6 +30,10 @@ from referral.services.referrals import is_overdue
 from referral.validation import CAPTURE_PLACES_OF_SERVICE
 
 
+class ConsentFormFieldsSchema(LoadSchema):
+    """The consent form upload takes its file and nothing else: any other form field is refused (422)."""
+
+
 class ConsentSchema(LoadSchema):
     given_by = fields.String(required=True, validate=one_of(ConsentGivenBy.values()))
     method = fields.String(required=True, validate=one_of(ConsentMethod.values()))

@@ -117,13 +117,14 @@ def get_referral(session: Session, actor: Actor, referral_id: uuid.UUID) -> Refe
 def get_patient(session: Session, actor: Actor, patient_id: uuid.UUID,
                 roles: tuple[Role, ...] = CLINICAL_READ_ROLES) -> Patient:
     """A live patient of the actor's organization (any organization for a platform admin, where ``roles``
-    lets one in). A deleted patient answers 410, but only to those who could have seen it."""
-    require_role(actor, *roles)
+    lets one in). A deleted patient answers 410, but only to those who could have seen it. Another
+    practice's patient is not found whatever the actor's role; the role is checked on the practice's own."""
     patient = session.get(Patient, patient_id)
     if patient is None:
         raise NotFound("Patient not found")
     if not actor.is_platform_admin and patient.organization_id != actor.organization_id:
         raise _deny(session, actor, "patient", patient_id, patient.organization_id, None)
+    require_role(actor, *roles)
     if patient.is_deleted:
         raise Gone("This patient's record was deleted")
     return patient

@@ -259,7 +259,13 @@ def list_claims(session: Session, actor: Actor, *, statuses: list[str] | None = 
 
 def get_claim(session: Session, actor: Actor, claim_id: uuid.UUID) -> Claim:
     claim = session.get(Claim, claim_id)
-    if claim is None or claim.billing_organization_id != actor.organization_id:
+    if claim is None:
+        raise NotFound("Claim not found")
+    if claim.billing_organization_id != actor.organization_id:
+        # Another organization's claim: not found, like one that does not exist, and the attempt is audited.
+        audit.record(session, actor, "claim.access", object_type="claim", object_id=claim_id,
+                     organization_id=claim.billing_organization_id, referral_id=claim.referral_id, outcome="denied")
+        session.commit()
         raise NotFound("Claim not found")
     access.require_role(actor, *CLAIM_READ_ROLES)
     return claim
@@ -332,8 +338,8 @@ def export(session: Session, actor: Actor, claim_id: uuid.UUID, fmt: str) -> tup
 
 def replace_fee_schedule(session: Session, actor: Actor, organization_id: uuid.UUID,
                          fees: dict[str, Decimal]) -> dict[str, Decimal]:
-    access.require_role(actor, Role.ADMIN, Role.ORG_ADMIN, Role.BILLING)
     org = access.get_organization(session, actor, organization_id)
+    access.require_role(actor, Role.ADMIN, Role.ORG_ADMIN, Role.BILLING)
     bad = [code for code in fees if not (len(code) == 5 and code[0] == "D" and code[1:].isdigit())]
     if bad:
         raise ValidationFailed("Fee schedule keys are CDT code numbers like D0707",

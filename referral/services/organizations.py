@@ -58,8 +58,8 @@ def create_organization(session: Session, actor: Actor, data: dict[str, Any]) ->
 def update_organization(session: Session, actor: Actor, organization_id: uuid.UUID,
                         data: dict[str, Any]) -> Organization:
     """Change an organization's settings (platform admin, or that organization's admin)."""
-    access.require_role(actor, Role.ADMIN, Role.ORG_ADMIN)
     org = access.get_organization(session, actor, organization_id)
+    access.require_role(actor, Role.ADMIN, Role.ORG_ADMIN)
     changes: dict[str, dict[str, Any]] = {}
     if "image_retention_days" in data:
         days = data["image_retention_days"]
@@ -79,8 +79,8 @@ def list_organizations(session: Session, actor: Actor) -> list[Organization]:
 
 
 def create_provider(session: Session, actor: Actor, organization_id: uuid.UUID, data: dict[str, Any]) -> Provider:
-    access.require_role(actor, Role.ADMIN, Role.ORG_ADMIN)
     org = access.get_organization(session, actor, organization_id)
+    access.require_role(actor, Role.ADMIN, Role.ORG_ADMIN)
     provider = Provider(
         organization_id=org.id,
         first_name=data["first_name"],
@@ -106,8 +106,8 @@ def list_providers(session: Session, actor: Actor, organization_id: uuid.UUID) -
 
 
 def create_user(session: Session, actor: Actor, organization_id: uuid.UUID, data: dict[str, Any]) -> tuple[User, str]:
-    access.require_role(actor, Role.ADMIN, Role.ORG_ADMIN)
     org = access.get_organization(session, actor, organization_id)
+    access.require_role(actor, Role.ADMIN, Role.ORG_ADMIN)
     role = Role(data["role"])
     if role == Role.ADMIN:
         raise ValidationFailed("Platform admins are created with the command line",

@@ -43,6 +43,8 @@ def address_rule(ip: IPAddress) -> str | None:
         ("loopback", ip.is_loopback),
         ("unspecified", ip.is_unspecified),
         ("link-local", ip.is_link_local),
+        # fec0::/10, deprecated but still routed inside some networks
+        ("site-local", isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local),
         ("multicast", ip.is_multicast),
         ("private", ip.is_private),
         ("reserved", ip.is_reserved),
@@ -92,13 +94,15 @@ def _resolve(host: str, port: int, resolver: Resolver) -> tuple[str, ...]:
 
 
 def check_url(url: str, *, allow_private: bool, resolve: bool = True,
-              resolver: Resolver = socket.getaddrinfo) -> Target:
+              resolver: Resolver | None = None) -> Target:
     """Check ``url`` and return where to connect. Every address the host resolves to must be public
-    unless ``allow_private``; with ``resolve=False`` only the URL's form is checked (addresses empty)."""
+    unless ``allow_private``; with ``resolve=False`` only the URL's form is checked (addresses empty).
+    The resolver is ``socket.getaddrinfo`` as it is at call time (so a patched one, e.g. by gevent, is
+    the one used)."""
     scheme, host, port, path = _split(url)
     if not resolve and allow_private:
         return Target(scheme, host, port, path, ())
-    addresses = _resolve(host, port, resolver)
+    addresses = _resolve(host, port, resolver or socket.getaddrinfo)
     if not allow_private:
         for address in addresses:
             # A scope id (fe80::1%eth0) is not part of the address itself.

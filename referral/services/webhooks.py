@@ -73,7 +73,8 @@ def list_webhooks(session: Session, actor: Actor) -> list[Webhook]:
 
 
 def get_webhook(session: Session, actor: Actor, webhook_id: uuid.UUID) -> Webhook:
-    access.require_role(actor, Role.ORG_ADMIN)
+    # Another practice's webhook does not exist for anyone of this one, whatever their role; inside the
+    # practice, only its admins manage webhooks.
     organization_id, _ = access.membership(actor)
     webhook = session.get(Webhook, webhook_id)
     if webhook is None or webhook.deleted_at is not None:
@@ -83,6 +84,7 @@ def get_webhook(session: Session, actor: Actor, webhook_id: uuid.UUID) -> Webhoo
                      organization_id=webhook.organization_id, outcome="denied")
         session.commit()
         raise NotFound("Webhook not found")
+    access.require_role(actor, Role.ORG_ADMIN)
     return webhook
 
 

@@ -91,7 +91,8 @@ def test_a_bad_or_unknown_session_cookie_is_not_a_login(client: FlaskClient, wor
 # -- sign-in is needed, and each page keeps to its role and organization ------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/referrals/new", f"/referrals/{uuid.uuid4()}", f"/claims/{uuid.uuid4()}"])
+@pytest.mark.parametrize("path", ["/referrals/new", "/referrals/01a20000-0000-7000-8000-000000000001",
+                                  "/claims/01a20000-0000-7000-8000-000000000002"])
 def test_pages_send_a_visitor_without_a_session_to_sign_in(client: FlaskClient, path: str):
     response = client.get(path)
     assert response.status_code == 303
