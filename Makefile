@@ -7,7 +7,7 @@ PORT ?= 5000
 HOST ?= 127.0.0.1
 DEV_ENV := APP_ENV=development
 
-.PHONY: install run migrate admin test pytest lint typecheck clean
+.PHONY: install run migrate admin test pytest lint typecheck clean bench
 
 $(STAMP): pyproject.toml
 	bash infra/system-deps.sh
@@ -39,10 +39,20 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Two worker processes by default (the suite's fixtures give each its own database, S3 server and browser);
+# PYTEST_WORKERS=0 runs it in one process.
+PYTEST_WORKERS ?= 2
+
 pytest: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS)
 
 test: lint typecheck pytest
+
+# Benchmarks against baselines measured in the same run (Orthanc, bare Flask...); never part of `make test`.
+# QUICK=1 runs a smaller version in under three minutes. Results: bench/results/latest.json, BENCHMARKS.md.
+bench: $(STAMP)
+	bash bench/setup.sh
+	QUICK=$(QUICK) $(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
