@@ -6,10 +6,12 @@ image bytes (same SHA-256), the preview made at upload, and a browser session si
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -37,6 +39,7 @@ def _start(env: dict[str, str], log: Path) -> tuple[str, subprocess.Popen[bytes]
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "infra/gunicorn.conf.py", "wsgi:app"],
             cwd=ROOT, env={**env, "BIND": f"127.0.0.1:{port}"}, stdout=sink, stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stopping it stops its workers too
         )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
@@ -51,9 +54,19 @@ def _start(env: dict[str, str], log: Path) -> tuple[str, subprocess.Popen[bytes]
             assert time.monotonic() < deadline, "the server did not become ready within 90 s"
             time.sleep(0.3)
     except BaseException:
-        process.kill()
-        process.wait(timeout=20)
+        _stop(process)
         raise
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the master and its workers; SIGKILL to the whole group if they are not gone in 30 s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=30)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
 
 
 @pytest.fixture
@@ -86,8 +99,7 @@ def two_servers(tmp_path: Path, migrated_postgres: str, s3_bucket: str) -> Itera
         yield servers[0], servers[1], admin_token, tmp_path
     finally:
         for process in processes:
-            process.terminate()
-            process.wait(timeout=20)
+            _stop(process)
         _truncate_postgres(migrated_postgres)
 
 
