@@ -6,9 +6,9 @@ or at generated ones. Whatever is sent, the server must not answer 5xx, and ever
 document says: a documented status code, a documented content type and a body that fits its schema.
 
 The run is bounded (``EXAMPLES_PER_ROLE`` cases per role and operation) and derandomized, so CI sees the same
-cases every time. It runs on SQLite and the local folder; ``FUZZ_BACKEND=postgres-s3`` runs it on PostgreSQL
-and S3 instead. The operations are parametrized here rather than through schemathesis' own pytest plugin, whose
-items all get the same node id under pytest 9.
+cases every time. It runs on PostgreSQL and S3 (moto's server), the production pairing;
+``FUZZ_BACKEND=sqlite-local`` runs it on SQLite and the local folder instead. The operations are parametrized
+here rather than through schemathesis' own pytest plugin, whose items all get the same node id under pytest 9.
 """
 
 from __future__ import annotations
@@ -112,8 +112,8 @@ def build(world: World) -> Fixtures:
 
 @pytest.fixture
 def backend() -> str:
-    # Fuzzing is about the document and the handlers, not the database: SQLite keeps it to a few minutes.
-    return os.environ.get("FUZZ_BACKEND", "sqlite-local")
+    # The production pairing by default: a handler may fail on PostgreSQL where SQLite lets it through.
+    return os.environ.get("FUZZ_BACKEND", "postgres-s3")
 
 
 @pytest.fixture
