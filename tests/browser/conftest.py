@@ -62,10 +62,11 @@ def chromium() -> Iterator[Any]:
 class BrowserUser:
     """One person's browser: its own context (cookies), a page, and every console error and CSP report."""
 
-    def __init__(self, browser: Any, base_url: str, name: str) -> None:
+    def __init__(self, browser: Any, base_url: str, name: str, viewport: dict[str, int] | None = None,
+                 touch: bool = False) -> None:
         self.name = name
-        self.context = browser.new_context(base_url=base_url, accept_downloads=True,
-                                           viewport={"width": 1280, "height": 900})
+        self.context = browser.new_context(base_url=base_url, accept_downloads=True, has_touch=touch,
+                                           viewport=viewport or {"width": 1280, "height": 900})
         self.page = self.context.new_page()
         self.problems: list[str] = []
         self.page.on("console", self._console)
@@ -102,8 +103,8 @@ class BrowserUser:
 def browser_users(chromium: Any, server_url: str) -> Iterator[Any]:
     users: list[BrowserUser] = []
 
-    def open_browser(name: str) -> BrowserUser:
-        user = BrowserUser(chromium, server_url, name)
+    def open_browser(name: str, **options: Any) -> BrowserUser:
+        user = BrowserUser(chromium, server_url, name, **options)
         users.append(user)
         return user
 

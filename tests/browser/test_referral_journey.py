@@ -249,3 +249,39 @@ def test_a_retake_is_asked_for_uploaded_against_the_image_and_sent_back(browser_
     assert [i["retake_of"] is not None for i in images] == [False, True]
     for person in (reader, hygienist):
         assert person.problems == [], (person.name, person.problems)
+
+
+TABLET = {"width": 768, "height": 1024}
+
+
+def _fits_the_width(page: Any) -> bool:
+    return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
+
+
+def test_the_main_pages_fit_a_tablet_held_upright(browser_users, people, riverside: Practice):
+    from tests.api.test_workflow import ready_referral, submit
+
+    hygienist = browser_users("hygienist-tablet", viewport=TABLET, touch=True)
+    hygienist.sign_in(people["hygienist"], PASSWORD)
+    for path, name in (("/", "tablet-office-referrals"), ("/referrals/new", "tablet-office-new-referral")):
+        hygienist.page.goto(path)
+        assert _fits_the_width(hygienist.page), f"{path} scrolls sideways on a tablet"
+        hygienist.screenshot(name)
+    page = hygienist.page
+    page.get_by_role("button", name="Tooth 30", exact=True).tap()
+    expect(page.locator("[data-tooth-summary]")).to_have_text("30")
+    expect(page.get_by_label("Given by")).to_be_hidden()
+    page.get_by_label("Consent has been given").tap()
+    expect(page.get_by_label("Given by")).to_be_visible()
+
+    referral_id = ready_referral(riverside)
+    assert submit(riverside, referral_id).status_code == 200
+    reader = browser_users("endodontist-tablet", viewport=TABLET, touch=True)
+    reader.sign_in(people["endodontist"], PASSWORD)
+    reader.page.goto(f"/referrals/{referral_id}")
+    reader.page.get_by_role("button", name="Accept case").tap()
+    expect(reader.page.locator("[data-viewer]")).to_be_visible()
+    assert _fits_the_width(reader.page), "the case page with the viewer scrolls sideways on a tablet"
+    reader.screenshot("tablet-reader-case")
+    for person in (hygienist, reader):
+        assert person.problems == [], (person.name, person.problems)
