@@ -16,13 +16,13 @@ from typing import Any
 import sqlalchemy as sa
 from flask import abort, g, request, url_for
 from flask.typing import ResponseReturnValue
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from referral.api.context import db_session, workflow_settings
 from referral.billing import catalogue
 from referral.db import utcnow
 from referral.errors import DomainError
-from referral.models import Claim, Organization, Provider, Referral, User
+from referral.models import Claim, Organization, Patient, Provider, Referral, User
 from referral.models.enums import (
     ConsentGivenBy,
     ConsentMethod,
@@ -145,6 +145,14 @@ def index(user: User, actor: Actor) -> ResponseReturnValue:
     return _page("home.html", view="none")
 
 
+def _load_patients(session: Session, referrals: list[Referral]) -> None:
+    """One query for the patients of a listed page; ``referral.patient`` then comes from the session's
+    identity map instead of one query per row."""
+    ids = {r.patient_id for r in referrals}
+    if ids:
+        list(session.scalars(sa.select(Patient).where(Patient.id.in_(ids))))
+
+
 def _status_filter(allowed: list[str]) -> list[str] | None:
     wanted = request.args.get("status", "")
     return [wanted] if wanted in allowed else None
@@ -155,6 +163,7 @@ def _office_home(session: Session, actor: Actor) -> tuple[str, int]:
     chosen = _status_filter(statuses)
     referrals, next_cursor = list_referrals(session, actor, view="sent", statuses=chosen,
                                             cursor=request.args.get("cursor") or None, limit=LIST_LIMIT)
+    _load_patients(session, referrals)
     readers = _provider_names(session, {r.assigned_provider_id for r in referrals})
     return _page("office_home.html", referrals=referrals, readers=readers, now=utcnow(),
                  awaiting=AWAITING_RESPONSE, statuses=statuses, chosen=chosen[0] if chosen else "",
@@ -168,6 +177,7 @@ def _reader_home(session: Session, actor: Actor) -> tuple[str, int]:
     referrals, next_cursor = list_referrals(session, actor, view="inbox",
                                             statuses=None if show_all else open_statuses,
                                             cursor=request.args.get("cursor") or None, limit=LIST_LIMIT)
+    _load_patients(session, referrals)
     practices = {o.id: o.name for o in session.scalars(
         sa.select(Organization).where(Organization.id.in_({r.organization_id for r in referrals})))}
     now = utcnow()
@@ -193,8 +203,9 @@ def _claim_patients(session: Session, claims: list[Claim]) -> dict[uuid.UUID, st
     referral_ids = {c.referral_id for c in claims}
     if not referral_ids:
         return {}
-    return {r.id: patient_name(r.patient)
-            for r in session.scalars(sa.select(Referral).where(Referral.id.in_(referral_ids)))}
+    rows = session.scalars(sa.select(Referral).where(Referral.id.in_(referral_ids))
+                           .options(joinedload(Referral.patient)))
+    return {r.id: patient_name(r.patient) for r in rows}
 
 
 # -- the capturing office ----------------------------------------------------------------------------
