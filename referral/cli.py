@@ -1,6 +1,7 @@
 """Operator commands: ``flask --app wsgi db upgrade``, ``flask --app wsgi create-admin EMAIL``,
-``flask --app wsgi worker`` (webhook and email notifications), ``flask --app wsgi retention apply`` and
-``flask --app wsgi storage check``."""
+``flask --app wsgi password-link EMAIL``, ``flask --app wsgi demo``,
+``flask --app wsgi worker`` (webhook and email notifications), ``flask --app wsgi dicom-listener`` (imaging
+software's worklist and images), ``flask --app wsgi retention apply`` and ``flask --app wsgi storage check``."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from flask import Flask, current_app
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from referral.config import Settings
 from referral.errors import DomainError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -77,41 +79,96 @@ def db_current() -> None:
         command.current(config)
 
 
-@click.command("create-admin", help="Create a platform admin and print its id and first API token as JSON.")
+@click.command("create-admin", help="Create a platform admin. Prints a one-time link to set a password for the "
+                                    "pages, then its id and first API token as JSON on the last line.")
 @click.argument("email")
 @click.option("--password-stdin", is_flag=True,
-              help="Read a web sign-in password (12-128 characters) from the first line of standard input.")
+              help="Read a web sign-in password (12-128 characters) from the first line of standard input "
+                   "instead of printing a link.")
 def create_admin(email: str, password_stdin: bool) -> None:
-    from referral.services.organizations import create_platform_admin
+    from referral.services.organizations import set_up_platform_admin
 
     # Standard input rather than an argument, so the password stays out of shell history and `ps`.
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    configured = _settings()
     factory = cast(sessionmaker[Session], current_app.extensions["referral.sessionmaker"])
     with factory() as session:
         try:
-            user, token = create_platform_admin(session, email, password)
+            created = set_up_platform_admin(session, email, password, link=True,
+                                            token_days=configured.api_token_days,
+                                            link_hours=configured.password_link_hours)
         except DomainError as exc:
             raise click.ClickException(exc.message) from None
-    click.echo(json.dumps({"user_id": str(user.id), "token": token}))
+    if created.link is not None:
+        _print_link(created.link.url(configured.public_base_url), created.link.expires_at)
+    click.echo(json.dumps({"user_id": str(created.user.id), "token": created.token}))
+
+
+def _print_link(url: str, expires_at: Any) -> None:
+    """The set-password link on standard error, so the JSON on standard output stays parseable."""
+    click.echo(f"Set your password (works once, until {expires_at:%Y-%m-%d %H:%M} UTC):", err=True)
+    click.echo(f"  {url}", err=True)
+    if not url.startswith("http"):
+        click.echo("  (PUBLIC_BASE_URL is not set: put the server's address in front of this path)", err=True)
+
+
+@click.command("password-link", help="Print a new one-time link to set a password for an existing account "
+                                     "(a lost link or a forgotten password). Older unused links stop working.")
+@click.argument("email")
+def password_link(email: str) -> None:
+    from referral.services.organizations import new_sign_in_link
+
+    configured = _settings()
+    factory = cast(sessionmaker[Session], current_app.extensions["referral.sessionmaker"])
+    with factory() as session:
+        try:
+            link = new_sign_in_link(session, email, link_hours=configured.password_link_hours)
+        except DomainError as exc:
+            raise click.ClickException(exc.message) from None
+    _print_link(link.url(configured.public_base_url), link.expires_at)
+
+
+@click.command("demo", help="Fill an empty development database with two demo practices, their people "
+                            "(printed sign-ins), patients and cases in several states. Refused in production.")
+def demo() -> None:
+    from referral.demo import DemoRefused, build_demo
+
+    if _settings().env == "production":
+        raise click.ClickException("demo data is never loaded in production (APP_ENV=production); "
+                                   "use APP_ENV=development")
+    try:
+        summary = build_demo(current_app)
+    except DemoRefused as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(summary)
+
+
+def _settings() -> Settings:
+    return cast(Settings, current_app.extensions["referral.settings"])
 
 
 def _worker_pass(stop: threading.Event | None) -> dict[str, int]:
-    """Deliver what is due (and email routing notices when SMTP_URL is set), clear expired upload forms, and
-    at most every STORAGE_SWEEP_MINUTES sweep the store; the outcome counts."""
-    from referral.services import direct_uploads, mail, outbox
+    """Deliver what is due (and email people about their cases when SMTP_URL is set), clear expired upload forms
+    and resumable uploads, and at most every STORAGE_SWEEP_MINUTES sweep the store; the outcome counts."""
+    from referral.services import direct_uploads, mail, outbox, tus_uploads
 
-    config = current_app.config
+    configured = _settings()
     factory = cast(sessionmaker[Session], current_app.extensions["referral.sessionmaker"])
     summary = outbox.DeliverySummary()
-    policy = outbox.RetryPolicy(max_attempts=int(config.get("WEBHOOK_MAX_ATTEMPTS") or outbox.DEFAULT_MAX_ATTEMPTS))
+    policy = outbox.RetryPolicy(max_attempts=configured.webhook_max_attempts)
     outbox.deliver_due(factory, limit=WORKER_BATCH_LIMIT, policy=policy, summary=summary, stop=stop,
-                       allow_private=bool(config.get("WEBHOOK_ALLOW_PRIVATE")))
+                       allow_private=configured.webhook_allow_private)
     counts = summary.as_dict()
-    if config.get("SMTP_URL"):
-        counts["emailed"] = mail.notify_routed(factory, smtp_url=str(config["SMTP_URL"]),
-                                               mail_from=config.get("MAIL_FROM"))
+    if configured.smtp_url:
+        counts["emailed"] = mail.notify_events(factory, smtp_url=configured.smtp_url, mail_from=configured.mail_from,
+                                               base_url=configured.public_base_url)
+        if alerts := mail.notify_notices(factory, smtp_url=configured.smtp_url, mail_from=configured.mail_from,
+                                         base_url=configured.public_base_url):
+            counts["access_alerts_emailed"] = alerts
     if swept := direct_uploads.sweep_expired_uploads(factory, current_app.extensions["referral.storage"]):
         counts["uploads_swept"] = swept
+    if swept := tus_uploads.sweep_expired_uploads(factory, current_app.extensions["referral.storage"]):
+        counts["resumable_uploads_swept"] = swept
     counts.update(_storage_sweep(factory))
     return counts
 
@@ -124,11 +181,11 @@ def _storage_sweep(factory: sessionmaker[Session]) -> dict[str, int]:
     from referral.services import integrity
     from storage import StorageError
 
-    config = current_app.config
+    configured = _settings()
     try:
         report = integrity.sweep(factory, current_app.extensions["referral.storage"],
-                                 every=timedelta(minutes=int(config["STORAGE_SWEEP_MINUTES"])),
-                                 grace=timedelta(minutes=int(config["STORAGE_ORPHAN_GRACE_MINUTES"])))
+                                 every=timedelta(minutes=configured.storage_sweep_minutes),
+                                 grace=timedelta(minutes=configured.storage_orphan_grace_minutes))
     except StorageError as exc:
         # The store being down must not stop webhook delivery; the next due sweep tries again.
         log.warning("storage sweep failed: %s", type(exc).__name__)
@@ -150,9 +207,10 @@ def worker(once: bool, interval: float) -> None:
 
     from referral.services.mail import MailConfigError, parse_smtp_url
 
-    if current_app.config.get("SMTP_URL"):
+    smtp_url = _settings().smtp_url
+    if smtp_url:
         try:
-            parse_smtp_url(str(current_app.config["SMTP_URL"]))
+            parse_smtp_url(smtp_url)
         except MailConfigError as exc:
             raise click.ClickException(str(exc)) from None
     if once:
@@ -259,7 +317,7 @@ def storage_check(repair: bool, no_checksums: bool, grace_minutes: int | None, a
     from referral.services.integrity import check_storage
     from storage import StorageError
 
-    grace = grace_minutes if grace_minutes is not None else int(current_app.config["STORAGE_ORPHAN_GRACE_MINUTES"])
+    grace = grace_minutes if grace_minutes is not None else _settings().storage_orphan_grace_minutes
     factory = cast(sessionmaker[Session], current_app.extensions["referral.sessionmaker"])
     try:
         report = check_storage(factory, current_app.extensions["referral.storage"], checksums=not no_checksums,
@@ -272,9 +330,51 @@ def storage_check(repair: bool, no_checksums: bool, grace_minutes: int | None, a
         raise SystemExit(1)
 
 
+@click.command("dicom-listener", help="Serve the practices' registered DICOM devices (C-ECHO, Modality Worklist "
+                                      "C-FIND, C-STORE) on DICOM_PORT until SIGTERM or SIGINT.")
+@click.option("--port", type=click.IntRange(min=0, max=65535), default=None,
+              help="Listen on this port instead of DICOM_PORT (0: any free port, printed at start).")
+def dicom_listener(port: int | None) -> None:
+    import ssl
+    from dataclasses import replace
+
+    from referral.dicom_net.listener import Listener, listener_config
+
+    config = listener_config(_settings())
+    if port is not None:
+        config = replace(config, port=port)
+    factory = cast(sessionmaker[Session], current_app.extensions["referral.sessionmaker"])
+    listener = Listener(config, factory, current_app.extensions["referral.storage"])
+    stop = threading.Event()
+
+    def request_stop(_signum: int, _frame: Any) -> None:
+        stop.set()
+
+    try:
+        listener.start()
+    except ssl.SSLError as exc:
+        raise click.ClickException(f"DICOM_TLS_CERT and DICOM_TLS_KEY could not be loaded: {exc.reason}") from None
+    except OSError as exc:
+        raise click.ClickException(f"The DICOM listener cannot listen on port {config.port}: {exc.strerror}") from None
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    click.echo(json.dumps({"dicom_listener": "started", "port": listener.port, "ae_title": config.ae_title,
+                           "tls": config.tls_cert is not None}), nl=True)
+    sys.stdout.flush()
+    try:
+        stop.wait()
+    finally:
+        listener.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    click.echo(json.dumps({"dicom_listener": "stopped"}))
+
+
 def register_commands(app: Flask) -> None:
+    app.cli.add_command(dicom_listener)
     app.cli.add_command(db_group)
     app.cli.add_command(create_admin)
+    app.cli.add_command(password_link)
+    app.cli.add_command(demo)
     app.cli.add_command(worker)
     app.cli.add_command(claims_group)
     app.cli.add_command(retention_group)

@@ -1,7 +1,7 @@
 """Engine, sessions and the declarative base.
 
 One engine per app, one session per request (or per CLI command). Services receive the session as an
-argument and never commit on behalf of their caller unless that is their documented job.
+argument; a service entry point is one transaction (see ``referral.unit_of_work``), helpers never end it.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+from referral import unit_of_work
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -72,12 +74,22 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+# A database that stops answering must not hold a request for long: connecting gives up after a few seconds, and
+# one statement after half a minute (no request or job here needs longer; a stuck lock shows as an error).
+PG_CONNECT_TIMEOUT_SECONDS = 5
+PG_STATEMENT_TIMEOUT_MS = 30_000
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     options: dict[str, Any] = {"hide_parameters": True, "future": True}
     if url.startswith("sqlite"):
         options["connect_args"] = {"timeout": 30}
     else:
         options["pool_pre_ping"] = True
+        options["pool_timeout"] = 10
+        if url.startswith("postgresql"):
+            options["connect_args"] = {"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS,
+                                       "options": f"-c statement_timeout={PG_STATEMENT_TIMEOUT_MS}"}
     options.update(kwargs)
     engine = sa.create_engine(url, **options)
     if engine.dialect.name == "sqlite":
@@ -103,4 +115,6 @@ def _sqlite_on_begin(conn: sa.Connection) -> None:
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
+    factory = sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
+    unit_of_work.install(factory)
+    return factory

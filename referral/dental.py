@@ -20,13 +20,16 @@ __all__ = [
     "PRIMARY_TEETH",
     "SURFACES",
     "fdi_from_universal",
+    "legacy_snomed_codes",
     "normalize_area",
     "normalize_surfaces",
     "normalize_tooth",
     "parse_teeth",
     "snomed_from_universal",
+    "snomed_rt_codes",
     "tooth_arch",
     "tooth_quadrant",
+    "universal_from_code",
     "universal_from_fdi",
     "universal_from_snomed",
     "universal_from_snomed_rt",
@@ -82,6 +85,11 @@ def _try_normalize_tooth(value: object) -> str | None:
     elif not _LETTERS.fullmatch(text):
         return None
     return text if text in _ALL_TEETH else None
+
+
+def try_tooth(value: object) -> str | None:
+    """The canonical designation of ``value``, or ``None`` when it is not a tooth (for searches)."""
+    return _try_normalize_tooth(value)
 
 
 def normalize_tooth(value: str | int) -> str:
@@ -326,22 +334,108 @@ def _build_snomed_table() -> dict[str, str]:
 # so a transcription slip cannot silently misfile a radiograph.
 _SNOMED_TO_UNIVERSAL: dict[str, str] = _build_snomed_table()
 _UNIVERSAL_TO_SNOMED: dict[str, str] = {tooth: code for code, tooth in _SNOMED_TO_UNIVERSAL.items()}
-# Older DICOM files use the retired SNOMED RT identifiers (designator "SRT").
-_SNOMED_RT_TO_UNIVERSAL: dict[str, str] = {
-    _snomed_rt_mapping["SCT"][code]: tooth
-    for code, tooth in _SNOMED_TO_UNIVERSAL.items()
-    if code in _snomed_rt_mapping["SCT"]
-}
+
+
+def _snomed_rt_of(tooth: str) -> str:
+    """The SNOMED RT id of a tooth in the T-54xx0 series that PS3.16 Annex O pairs with CID 4018/4019.
+
+    Permanent teeth run in Universal order from T-54210 (tooth 1) in steps of ten. Deciduous teeth run by
+    FDI quadrant (5, 6, 8, 7 in that order) and position from the midline: T-54610 is 51, T-54660 is 61,
+    T-54710 is 81 and T-54760 is 71.
+    """
+    if tooth.isdigit():
+        return f"T-5{4200 + 10 * int(tooth)}"
+    _, quadrant, position = _position_from_universal(tooth)
+    base = {1: 4600, 2: 4650, 3: 4750, 4: 4700}[quadrant]
+    return f"T-5{base + 10 * position}"
+
+
+def _build_legacy_tables() -> tuple[dict[str, str], dict[str, str]]:
+    """Older codes for the same teeth: (SNOMED CT id -> tooth, SNOMED RT id -> tooth).
+
+    DICOM editions before about 2020 listed other SNOMED CT concepts in CID 4018/4019 (e.g. 5140004 for
+    tooth 3, now 865995000), each paired with a T-54xx0 SNOMED RT id; some deciduous teeth also have a
+    T-54xx1 variant. pydicom's SNOMED CT <-> RT mapping (PS3.16 Annex O) knows all of them, so both
+    families are reached from the T-54xx0 series and from the current codes.
+    """
+    to_rt: dict[str, str] = _snomed_rt_mapping["SCT"]
+    from_rt: dict[str, str] = _snomed_rt_mapping["SRT"]
+    legacy_sct: dict[str, str] = {}
+    rt: dict[str, str] = {}
+
+    def add(table: dict[str, str], code: str | None, tooth: str) -> None:
+        if code is None:
+            return
+        if table.get(code, tooth) != tooth:
+            raise RuntimeError(f"tooth code {code} maps to both {table[code]} and {tooth}")
+        table[code] = tooth
+
+    for tooth in PERMANENT_TEETH + PRIMARY_TEETH:
+        current = _UNIVERSAL_TO_SNOMED[tooth]
+        series = _snomed_rt_of(tooth)
+        variants = [series, f"{series[:-1]}1", to_rt.get(current)]
+        for code in variants:
+            if code is not None and code in from_rt:
+                add(rt, code, tooth)
+                add(legacy_sct, from_rt[code], tooth)
+        add(rt, series, tooth)
+        add(rt, to_rt.get(current), tooth)
+        for code in list(legacy_sct):
+            if legacy_sct[code] == tooth:
+                add(rt, to_rt.get(code), tooth)
+    for code, tooth in legacy_sct.items():
+        if _SNOMED_TO_UNIVERSAL.get(code, tooth) != tooth:
+            raise RuntimeError(f"SNOMED CT {code} names tooth {_SNOMED_TO_UNIVERSAL[code]} and {tooth}")
+    return legacy_sct, rt
+
+
+_LEGACY_SNOMED_TO_UNIVERSAL, _SNOMED_RT_TO_UNIVERSAL = _build_legacy_tables()
+_ANY_SNOMED_CT_TO_UNIVERSAL: dict[str, str] = {**_LEGACY_SNOMED_TO_UNIVERSAL, **_SNOMED_TO_UNIVERSAL}
+
+# Coding scheme designators seen on tooth codes: SNOMED CT, its retired RT predecessor (under two names) and
+# ISO 3950. Writers mix them up, so each family is tried under each SNOMED designator.
+_SNOMED_DESIGNATORS = frozenset({"SCT", "SNM3", "SRT", "99SDM"})
 
 
 def universal_from_snomed(code: str) -> str | None:
-    """Universal designation for a SNOMED CT tooth concept id, or None if it is not a tooth."""
-    return _SNOMED_TO_UNIVERSAL.get(str(code).strip())
+    """Universal designation for a SNOMED CT tooth concept id, current or from an older DICOM edition, or
+    None if it is not a tooth."""
+    return _ANY_SNOMED_CT_TO_UNIVERSAL.get(str(code).strip())
 
 
 def universal_from_snomed_rt(code: str) -> str | None:
     """Universal designation for a retired SNOMED RT tooth id (e.g. "T-54210"), or None."""
     return _SNOMED_RT_TO_UNIVERSAL.get(str(code).strip().upper())
+
+
+def universal_from_code(value: str, scheme: str) -> str | None:
+    """Universal designation for a coded tooth as DICOM carries it (Code Value and Coding Scheme
+    Designator), or None when the code names no tooth."""
+    value = str(value).strip()
+    scheme = str(scheme).strip().upper()
+    if scheme in _SNOMED_DESIGNATORS:
+        return universal_from_snomed(value) or universal_from_snomed_rt(value)
+    if "ISO" in scheme or "3950" in scheme or scheme == "FDI":
+        try:
+            return universal_from_fdi(value)
+        except ValueError:
+            return None
+    return None
+
+
+def snomed_rt_codes(tooth: str | int) -> list[str]:
+    """Every SNOMED RT id known for a tooth, the T-54xx0 one first."""
+    canonical = normalize_tooth(tooth)
+    first = _snomed_rt_of(canonical) if canonical in _UNIVERSAL_TO_SNOMED else None
+    others = sorted(code for code, t in _SNOMED_RT_TO_UNIVERSAL.items() if t == canonical and code != first)
+    return ([first] if first else []) + others
+
+
+def legacy_snomed_codes(tooth: str | int) -> list[str]:
+    """SNOMED CT ids listed for a tooth by DICOM editions before the current codes."""
+    canonical = normalize_tooth(tooth)
+    current = _UNIVERSAL_TO_SNOMED.get(canonical)
+    return sorted(code for code, t in _LEGACY_SNOMED_TO_UNIVERSAL.items() if t == canonical and code != current)
 
 
 def snomed_from_universal(tooth: str | int) -> str | None:

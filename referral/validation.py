@@ -74,6 +74,11 @@ def normalize_zip(value: str) -> str:
     digits = value.replace("-", "").strip()
     if not _ZIP.match(digits):
         raise ValueError("zip must be five or nine digits")
+    # No ZIP code is 00000, and the ZIP+4 add-on 0000 names no delivery segment: both are typing slips.
+    if digits[:5] == "00000":
+        raise ValueError("00000 is not a ZIP code")
+    if len(digits) == 9 and digits[5:] == "0000":
+        raise ValueError("the last four digits of a ZIP+4 cannot be 0000; give the full ZIP+4 or only five digits")
     return digits
 
 

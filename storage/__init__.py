@@ -26,7 +26,7 @@ from .base import (
     validate_key,
 )
 from .local import LocalStorage
-from .s3 import S3Storage
+from .s3 import CONNECT_TIMEOUT, READ_TIMEOUT, S3Storage
 
 __all__ = [
     "MAX_KEY_LENGTH",
@@ -49,7 +49,7 @@ __all__ = [
     "validate_key",
 ]
 
-_S3_PARAMS = ("kms_key_id", "sse", "region")
+_S3_PARAMS = ("kms_key_id", "sse", "region", "connect_timeout", "read_timeout")
 
 
 def from_url(url: str) -> Storage:
@@ -109,10 +109,22 @@ def _s3_from_url(netloc: str, path: str, query: str) -> Storage:
     for name, value in values.items():
         if not value:
             raise ValueError(f"s3 storage URL parameter {name} is empty")
+    timeouts = {"connect_timeout": CONNECT_TIMEOUT, "read_timeout": READ_TIMEOUT}
+    for name in ("connect_timeout", "read_timeout"):
+        if name in values:
+            try:
+                seconds = float(values[name])
+            except ValueError:
+                raise ValueError(f"s3 storage URL parameter {name} must be a number of seconds") from None
+            if not 0 < seconds <= 300:
+                raise ValueError(f"s3 storage URL parameter {name} must be between 0 and 300 seconds")
+            timeouts[name] = seconds
     return S3Storage(
         netloc,
         unquote(path).strip("/"),
         kms_key_id=values.get("kms_key_id"),
         sse=values.get("sse"),
         region=values.get("region"),
+        connect_timeout=timeouts["connect_timeout"],
+        read_timeout=timeouts["read_timeout"],
     )

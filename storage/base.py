@@ -10,10 +10,11 @@ import abc
 import hashlib
 import re
 import unicodedata
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import BinaryIO
+from typing import BinaryIO, cast
 from urllib.parse import quote
 
 MAX_KEY_LENGTH = 512
@@ -244,6 +245,21 @@ class HashingReader:
         return StoredObject(key=key, size=self._size, sha256=self.hexdigest())
 
 
+class _Joined:
+    """Several readable streams read one after the other, as one."""
+
+    def __init__(self, streams: list[BinaryIO]) -> None:
+        self._streams = list(streams)
+
+    def read(self, n: int | None = -1) -> bytes:
+        while self._streams:
+            data = self._streams[0].read(n if n is not None and n >= 0 else 1024 * 1024)
+            if data:
+                return bytes(data)
+            self._streams.pop(0)
+        return b""
+
+
 class Storage(abc.ABC):
     """A write-once object store addressed by keys that obey ``validate_key``.
 
@@ -310,6 +326,49 @@ class Storage(abc.ABC):
         validate_key(destination)
         with self.open(source) as stream:
             self.put(destination, stream, content_type="application/octet-stream")
+
+    # -- multipart objects: an object written in parts that arrive over time (resumable uploads) ---------------
+
+    #: The smallest part a backend accepts, except the last one of an object.
+    min_part_size: int = 1
+
+    def start_multipart(self, key: str) -> str:
+        """Begin an object under ``key`` that will be written part by part; returns the id of the multipart
+        upload. Nothing is stored under ``key`` until ``complete_multipart``. This default keeps each part as
+        an object of its own beside ``key`` (``<key>.part-<id>-<n>``); S3 uses its own multipart upload."""
+        validate_key(key)
+        return uuid.uuid4().hex
+
+    def _part_key(self, key: str, upload_id: str, number: int) -> str:
+        if not re.fullmatch(r"[0-9a-f]{32}", upload_id):
+            raise InvalidKey("not a multipart upload id of this store")
+        return validate_key(f"{key}.part-{upload_id}-{number:05d}")
+
+    def put_part(self, key: str, upload_id: str, number: int, stream: BinaryIO, *, size: int) -> str:
+        """Store part ``number`` (1 to 10000) of exactly ``size`` bytes; returns its tag for completion. Sending a
+        part again replaces it."""
+        part_key = self._part_key(key, upload_id, number)
+        self.delete(part_key)
+        stored = self.put(part_key, stream, content_type="application/octet-stream", size=size)
+        return stored.sha256
+
+    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
+        """Join the parts, in order of their numbers, into the object under ``key`` (ObjectExists if it is
+        taken); the parts are gone afterwards."""
+        ordered = sorted(parts)
+        streams = [self.open(self._part_key(key, upload_id, number)) for number, _tag in ordered]
+        try:
+            self.put(key, cast(BinaryIO, _Joined(streams)), content_type="application/octet-stream")
+        finally:
+            for stream in streams:
+                stream.close()
+        self.abort_multipart(key, upload_id)
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        """Discard every part sent for the multipart upload; nothing is stored under ``key`` by it."""
+        prefix = self._part_key(key, upload_id, 0)[:-5]
+        for part_key in list(self.keys(prefix)):
+            self.delete(part_key)
 
     @abc.abstractmethod
     def keys(self, prefix: str = "") -> Iterator[str]:

@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
 
 import boto3
+import botocore.loaders
+import botocore.session
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
@@ -38,11 +40,12 @@ from .base import (
     validate_post_expiry,
     validate_prefix,
 )
+from .breaker import CircuitBreaker
 
 _MiB = 1024 * 1024
 SSE_ALGORITHMS = ("AES256", "aws:kms")
 
-_NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+_NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchUpload"})
 # 409 ConditionalRequestConflict: another conditional write to the same key is in flight and S3
 # will let at most one of them win, so from our side the key is taken.
 _EXISTS_CODES = frozenset({"412", "PreconditionFailed", "ConditionalRequestConflict"})
@@ -54,15 +57,23 @@ _UNAVAILABLE_CODES = frozenset({
 })
 
 
-def _client_config() -> Config:
+# A store that does not answer must not hold a worker for long: a few seconds to connect, a bounded wait for
+# each read from the socket (not for a whole transfer), one retry. /readyz probes with less still.
+CONNECT_TIMEOUT = 3.0
+READ_TIMEOUT = 10.0
+MAX_ATTEMPTS = 2
+
+
+def _client_config(connect_timeout: float = CONNECT_TIMEOUT, read_timeout: float = READ_TIMEOUT,
+                   max_attempts: int = MAX_ATTEMPTS) -> Config:
     return Config(
         # boto3 >= 1.36 adds CRC checksums to every upload by default, which several S3-compatible
         # stores reject; only send them where the API demands one.
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
-        retries={"max_attempts": 3, "mode": "standard"},
-        connect_timeout=5,
-        read_timeout=60,
+        retries={"max_attempts": max_attempts, "mode": "standard"},
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
         signature_version="s3v4",
     )
 
@@ -112,17 +123,33 @@ def _translate_client_error(exc: ClientError, key: str | None) -> StorageError:
 
 
 @contextlib.contextmanager
-def _translated(key: str | None = None) -> Iterator[None]:
+def _translated(key: str | None = None, breaker: CircuitBreaker | None = None) -> Iterator[None]:
+    """Botocore's failures as StorageErrors; with a breaker, outages count towards opening it and an open
+    breaker refuses the call before it is made."""
+    if breaker is not None:
+        breaker.before()
     try:
         yield
     except ClientError as exc:
-        raise _translate_client_error(exc, key) from exc
+        error = _translate_client_error(exc, key)
+        if breaker is not None:
+            (breaker.failed if isinstance(error, StorageUnavailable) else breaker.succeeded)()
+        raise error from exc
     except ParamValidationError as exc:
         # A malformed request is a bug on our side, not an outage.
         raise StorageError("invalid request to object store") from exc
     except BotoCoreError as exc:
         # Connection refused, DNS, timeouts, missing credentials, truncated responses.
+        if breaker is not None:
+            breaker.failed()
         raise StorageUnavailable(f"object store unreachable: {type(exc).__name__}") from exc
+    except BaseException:
+        # The caller's own failure (its stream broke): says nothing about the store.
+        if breaker is not None:
+            breaker.abandoned()
+        raise
+    if breaker is not None:
+        breaker.succeeded()
 
 
 class _BodyReader(io.RawIOBase):
@@ -152,6 +179,29 @@ class _BodyReader(io.RawIOBase):
                 super().close()
 
 
+# botocore reads the S3 service model (several MB of JSON) once per loader. Every store shares one
+# loader, so a new store (one per app, one per worker process) costs milliseconds instead of a re-read.
+_loader_lock = threading.Lock()
+_shared_loader: botocore.loaders.Loader | None = None
+
+
+def _new_session() -> boto3.session.Session:
+    """A private boto3 session (boto3's lazily built default session is not safe to create from several
+    threads at once) whose data loader, and so its parsed service models, is shared by every store."""
+    global _shared_loader
+    core = botocore.session.Session()
+    with _loader_lock:
+        if _shared_loader is None:
+            _shared_loader = core.get_component("data_loader")
+        else:
+            core.register_component("data_loader", _shared_loader)
+        session = boto3.session.Session(botocore_session=core)
+        # boto3 adds its own data folder to the loader's search path each time: keep one of each.
+        paths = _shared_loader.search_paths
+        paths[:] = list(dict.fromkeys(paths))
+    return session
+
+
 class S3Storage(Storage):
     backend = "s3"
 
@@ -164,6 +214,9 @@ class S3Storage(Storage):
         sse: str | None = None,
         client: Any = None,
         region: str | None = None,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        read_timeout: float = READ_TIMEOUT,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         if not bucket or "/" in bucket:
             raise ValueError("bucket must be a bucket name, without '/'")
@@ -184,10 +237,19 @@ class S3Storage(Storage):
             # A private session: boto3's default session is a lazily built global that is not safe
             # to create from several threads at once. Endpoint and credentials come from boto3's
             # own environment variables (AWS_ENDPOINT_URL_S3, AWS_ACCESS_KEY_ID, ...).
-            client = boto3.session.Session().client("s3", region_name=region, config=_client_config())
+            session = _new_session()
+            client = session.client("s3", region_name=region,
+                                    config=_client_config(connect_timeout, read_timeout))
+            # The readiness probe waits less and does not retry, so that a hung store shows within seconds.
+            probe_timeout = min(connect_timeout, read_timeout, 2.0)
+            self._probe_client = session.client("s3", region_name=region,
+                                                config=_client_config(probe_timeout, probe_timeout, 1))
+        else:
+            self._probe_client = client
         # One client for the life of the store: clients are thread-safe, and building one per call
         # costs milliseconds and throws away the connection pool.
         self.client = client
+        self.breaker = breaker or CircuitBreaker()
 
         # Keys with a put in progress, counted because two threads may put the same key at once.
         self._pending: collections.Counter[str] = collections.Counter()
@@ -237,7 +299,7 @@ class S3Storage(Storage):
 
     def _head(self, full_key: str, key: str) -> dict[str, Any] | None:
         try:
-            with _translated(key):
+            with _translated(key, self.breaker):
                 response: dict[str, Any] = self.client.head_object(Bucket=self.bucket, Key=full_key)
         except ObjectNotFound:
             return None
@@ -260,7 +322,7 @@ class S3Storage(Storage):
             # Failures part-way leave nothing behind: a single PutObject is atomic, and s3transfer
             # aborts a multipart upload when any part, the completion, or our reader fails.
             # Exceptions from the caller's stream come out of upload_fileobj unchanged.
-            with _translated(key):
+            with _translated(key, self.breaker):
                 self.client.upload_fileobj(
                     reader, self.bucket, full_key, ExtraArgs=extra_args, Config=_TRANSFER_CONFIG
                 )
@@ -273,14 +335,14 @@ class S3Storage(Storage):
 
     def open(self, key: str) -> BinaryIO:
         full_key = self._full_key(key)
-        with _translated(key):
+        with _translated(key, self.breaker):
             response = self.client.get_object(Bucket=self.bucket, Key=full_key)
         return io.BufferedReader(_BodyReader(response["Body"]), buffer_size=256 * 1024)
 
     def delete(self, key: str) -> None:
         full_key = self._full_key(key)
         # S3 answers 204 for missing keys too, which is exactly the idempotence we promise.
-        with _translated(key):
+        with _translated(key, self.breaker):
             self.client.delete_object(Bucket=self.bucket, Key=full_key)
 
     def exists(self, key: str) -> bool:
@@ -317,6 +379,7 @@ class S3Storage(Storage):
             params["ResponseContentDisposition"] = content_disposition(filename)
         if content_type is not None:
             params["ResponseContentType"] = validate_content_type(content_type)
+        # Signing happens here, without a call to the store, so it neither asks nor tells the breaker.
         with _translated(key):
             url: str = self.client.generate_presigned_url(
                 "get_object", Params=params, ExpiresIn=expires_in, HttpMethod="GET"
@@ -356,7 +419,7 @@ class S3Storage(Storage):
         if self.sse == "aws:kms":
             extra["BucketKeyEnabled"] = True
         try:
-            with _translated(source):
+            with _translated(source, self.breaker):
                 self.client.copy_object(
                     Bucket=self.bucket, Key=destination_key,
                     CopySource={"Bucket": self.bucket, "Key": source_key},
@@ -365,6 +428,46 @@ class S3Storage(Storage):
                 )
         except ObjectExists:
             raise ObjectExists(f"an object already exists under {destination!r}") from None
+
+    # -- multipart objects -----------------------------------------------------------------------
+
+    min_part_size = 5 * _MiB
+
+    def start_multipart(self, key: str) -> str:
+        """An S3 multipart upload: its parts are not objects, so nothing under any key until completion."""
+        full_key = self._full_key(key)
+        extra: dict[str, Any] = dict(self._sse_args())
+        if self.sse == "aws:kms":
+            extra["BucketKeyEnabled"] = True
+        with _translated(key, self.breaker):
+            response = self.client.create_multipart_upload(
+                Bucket=self.bucket, Key=full_key, ContentType="application/octet-stream", **extra)
+        return str(response["UploadId"])
+
+    def put_part(self, key: str, upload_id: str, number: int, stream: BinaryIO, *, size: int) -> str:
+        full_key = self._full_key(key)
+        if not 1 <= number <= 10_000:
+            raise ValueError("part numbers run from 1 to 10000")
+        with _translated(key, self.breaker):
+            response = self.client.upload_part(Bucket=self.bucket, Key=full_key, UploadId=upload_id,
+                                               PartNumber=number, Body=stream, ContentLength=size)
+        return str(response["ETag"])
+
+    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
+        full_key = self._full_key(key)
+        listed = [{"PartNumber": number, "ETag": tag} for number, tag in sorted(parts)]
+        with _translated(key, self.breaker):
+            # As for puts: a completion that loses a race to the same key fails instead of replacing.
+            self.client.complete_multipart_upload(Bucket=self.bucket, Key=full_key, UploadId=upload_id,
+                                                  MultipartUpload={"Parts": listed}, IfNoneMatch="*")
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        full_key = self._full_key(key)
+        try:
+            with _translated(key, self.breaker):
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=full_key, UploadId=upload_id)
+        except ObjectNotFound:
+            pass  # NoSuchUpload: already completed or aborted
 
     def keys(self, prefix: str = "") -> Iterator[str]:
         validate_prefix(prefix)
@@ -389,8 +492,8 @@ class S3Storage(Storage):
         # Any failure here means the store is not usable for this server, including a bucket that
         # is missing (404) or credentials that are refused (403).
         try:
-            with _translated():
-                self.client.head_bucket(Bucket=self.bucket)
+            with _translated(breaker=self.breaker):
+                self._probe_client.head_bucket(Bucket=self.bucket)
         except StorageUnavailable:
             raise
         except StorageError as exc:
@@ -403,3 +506,4 @@ class S3Storage(Storage):
         # An injected client belongs to whoever made it.
         if self._owns_client:
             self.client.close()
+            self._probe_client.close()

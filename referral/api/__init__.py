@@ -9,8 +9,7 @@ import swagger_ui_bundle
 from flask import Blueprint, Flask, Response, jsonify, send_from_directory
 from flask_smorest import Api
 
-from referral.api.context import db_session, init_request_context, object_store
-from referral.errors import NotAuthenticated, error_response
+from referral.http.context import db_session, object_store
 from storage import StorageError
 
 API_PREFIX = "/api/v1"
@@ -67,30 +66,38 @@ def swagger_assets(filename: str) -> Response:
     return send_from_directory(_SWAGGER_ASSETS, filename, max_age=3600)
 
 
-def _unauthenticated(exc: NotAuthenticated) -> Response:
-    response = error_response(401, exc.message)
-    response.headers["WWW-Authenticate"] = 'Bearer realm="api"'
-    return response
-
-
 def register_api(app: Flask) -> None:
     from referral.api import (
         audit,
         claims,
+        denials,
+        dicomweb,
         documents,
+        emergency,
         fhir,
+        fhir_rest,
         images,
+        me,
+        messages,
         organizations,
         patients,
         referrals,
         reports,
+        turnaround,
+        tus,
         webhooks,
     )
 
     app.config.update(_OPENAPI_CONFIG)
-    init_request_context(app)
     api = Api(app)
-    for module in (organizations, patients, referrals, images, audit, webhooks, reports, documents, fhir, claims):
+    for module in (organizations, patients, referrals, images, audit, webhooks, reports, documents, fhir, claims,
+                   messages, me, turnaround,
+                   denials, emergency):
         api.register_blueprint(module.blp, url_prefix=API_PREFIX)
     app.register_blueprint(ops)
-    app.register_error_handler(NotAuthenticated, _unauthenticated)
+    # The FHIR read API speaks FHIR, not the JSON API's dialect, so it stays out of the OpenAPI document.
+    app.register_blueprint(fhir_rest.blp)
+    # DICOMweb speaks DICOM JSON and multipart/related, so it stays out of the OpenAPI document too.
+    app.register_blueprint(dicomweb.blp)
+    # Resumable uploads speak the tus protocol in headers; docs/api.md describes them.
+    app.register_blueprint(tus.blp)

@@ -4,8 +4,8 @@ from typing import Any
 
 from flask.views import MethodView
 
-from referral.api.context import current_actor, db_session
 from referral.api.parsing import Blueprint
+from referral.http.context import current_actor, db_session
 from referral.models import AuditEvent
 from referral.models.enums import Role
 from referral.schemas.audit import AuditPageSchema, AuditQuerySchema
@@ -24,7 +24,7 @@ class AuditEvents(MethodView):
         actor = current_actor()
         access.require_role(actor, Role.ORG_ADMIN, Role.ADMIN)
         events = audit.visible_events(actor, query.get("referral_id"), query.get("user_id"), query.get("since"),
-                                      query.get("until"))
+                                      query.get("until"), query.get("emergency"))
         items, next_cursor = page(db_session(), events,
                                   [AuditEvent.id], query.get("cursor"), query.get("limit"),
                                   descending=True)

@@ -6,9 +6,9 @@ from typing import Any
 
 from flask import Response
 
-from referral.api.context import current_actor, db_session, object_store
 from referral.api.downloads import attachment
 from referral.api.parsing import Blueprint
+from referral.http.context import current_actor, db_session, object_store
 from referral.services import documents
 
 blp = Blueprint("documents", __name__, description="The capture note and the interpretation report, HTML or PDF")

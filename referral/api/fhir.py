@@ -5,8 +5,9 @@ import uuid
 
 from flask import Response
 
-from referral.api.context import current_actor, db_session
+from referral.api.fhir_rest import base_url
 from referral.api.parsing import Blueprint
+from referral.http.context import current_actor, db_session
 from referral.services import exports
 
 FHIR_JSON = "application/fhir+json"
@@ -21,7 +22,8 @@ _BUNDLE_SCHEMA = {
         "type": {"type": "string", "enum": ["collection"]},
         "timestamp": {"type": "string", "format": "date-time"},
         "entry": {"type": "array", "items": {"type": "object", "properties": {
-            "fullUrl": {"type": "string", "example": "urn:uuid:01a2025c-1ef6-77e7-a752-78431fbe91e6"},
+            "fullUrl": {"type": "string",
+                        "example": "https://example.org/fhir/R4/ServiceRequest/01a2025c-1ef6-77e7-a752-78431fbe91e6"},
             "resource": {"type": "object"},
         }}},
     },
@@ -31,12 +33,13 @@ _BUNDLE_SCHEMA = {
 
 @blp.route("/referrals/<uuid:referral_id>/fhir")
 @blp.response(200, _BUNDLE_SCHEMA, content_type=FHIR_JSON,
-              description="A FHIR R4 Bundle (type collection): ServiceRequest, Task, Patient, Organization, "
-              "Practitioner, PractitionerRole, ImagingStudy, Media and, once signed, DiagnosticReport with "
-              "one Observation per image")
+              description="A FHIR R4 Bundle (type collection): ServiceRequest, Task, Patient, Coverage, "
+              "Organization, Practitioner, PractitionerRole, ImagingStudy, Media and, once signed, the consult note "
+              "(Composition, Encounter, DiagnosticReport with one Observation per image). Each entry's fullUrl is "
+              "its address on the read API at /fhir/R4")
 def referral_bundle(referral_id: uuid.UUID) -> Response:
     """The referral as a FHIR R4 Bundle (the referring practice and the assigned reader; audited)"""
-    bundle = exports.fhir_bundle(db_session(), current_actor(), referral_id)
+    bundle = exports.fhir_bundle(db_session(), current_actor(), referral_id, base_url())
     response = Response(json.dumps(bundle, ensure_ascii=False), mimetype=FHIR_JSON)
     # The whole case with the patient's identity: no shared cache may keep it.
     response.headers["Cache-Control"] = "no-store"

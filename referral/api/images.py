@@ -2,36 +2,36 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
 from typing import Any, BinaryIO, cast
 
-from flask import current_app, jsonify, redirect, request
+from flask import current_app, redirect, request
 from flask.views import MethodView
 
-from referral.api.context import current_actor, db_session, object_store
 from referral.api.downloads import attachment, binary_content
 from referral.api.parsing import Blueprint
+from referral.http import idempotency as idempotent
+from referral.http.context import current_actor, db_session, object_store, settings
+from referral.http.uploads import HashingSpool
 from referral.imaging.sniff import CONTENT_TYPES
 from referral.schemas.images import (
+    CapturerSchema,
     ContentQuerySchema,
     DirectUploadCompleteSchema,
     DirectUploadSchema,
     ImageFileSchema,
     ImageListSchema,
+    ImagePatchSchema,
     ImageSchema,
     ImageUploadFormSchema,
 )
-from referral.services import access, direct_uploads, idempotency, intake
-from referral.services.idempotency import Replay
-from referral.uploads import HashingSpool
+from referral.schemas.referral_documents import image_document
+from referral.services import direct_uploads, image_edits, intake
 
 blp = Blueprint("images", __name__, description="Capture-only radiographs and photos")
 
-def _upload_fingerprint(referral_id: uuid.UUID, spool: HashingSpool, filename: str | None) -> str:
-    form_items = sorted((key, value) for key, values in request.form.lists() for value in values)
-    return idempotency.fingerprint(
-        "POST", f"/referrals/{referral_id}/images", repr(form_items), spool.sha256, filename or ""
-    )
+def _replay(result: Any) -> Any:
+    return idempotent.answer(result, ImageSchema().dump,
+                             lambda image_id: intake.read_image(db_session(), current_actor(), image_id))
 
 
 @blp.route("/referrals/<uuid:referral_id>/images")
@@ -39,41 +39,20 @@ class ReferralImages(MethodView):
     @blp.arguments(ImageUploadFormSchema, location="form")
     @blp.arguments(ImageFileSchema, location="files")
     @blp.response(201, ImageSchema)
-    @blp.doc(parameters=[{
-        "in": "header", "name": "Idempotency-Key", "required": False, "schema": {"type": "string", "maxLength": 255},
-        "description": "retries with the same key and body return the first response and store nothing new",
-    }])
+    @blp.doc(parameters=[idempotent.DOC_PARAMETER])
     def post(self, form: dict[str, Any], files: dict[str, Any], referral_id: uuid.UUID) -> Any:
         """Upload one image, tagged capture only (staff, dentist)"""
         actor = current_actor()
-        session = db_session()
         file_storage = files["file"]
         # UploadRequest spools every file part into a HashingSpool
         spool = cast(HashingSpool, file_storage.stream)
         upload = intake.Upload(stream=cast(BinaryIO, spool), size=spool.size, sha256=spool.sha256,
                                filename=file_storage.filename)
-        key = request.headers.get("Idempotency-Key")
-        if key is None:
-            return intake.intake_image(session, object_store(), actor, referral_id, form, upload)
-
-        _, user_id = access.membership(actor)
-        # Access is checked before the key is looked at, so a key cannot reveal another office's data.
-        access.get_referral(session, actor, referral_id)
-        claimed = idempotency.claim(session, user_id, key,
-                                    _upload_fingerprint(referral_id, spool, file_storage.filename))
-        if isinstance(claimed, Replay):
-            response = jsonify(claimed.body)
-            response.status_code = claimed.status
-            response.headers["Idempotent-Replayed"] = "true"
-            return response
-        try:
-            return intake.intake_image(
-                session, object_store(), actor, referral_id, form, upload,
-                before_commit=lambda image: idempotency.complete(claimed, 201, ImageSchema().dump(image)),
-            )
-        except BaseException:
-            idempotency.release(session, claimed)
-            raise
+        form_items = sorted((key, value) for key, values in request.form.lists() for value in values)
+        retry = idempotent.idempotent_request(actor, f"/referrals/{referral_id}/images", repr(form_items),
+                                              spool.sha256, file_storage.filename or "")
+        return _replay(intake.intake_image(db_session(), object_store(), actor, referral_id, form, upload,
+                                           idempotent=retry))
 
     @blp.response(200, ImageListSchema)
     def get(self, referral_id: uuid.UUID) -> Any:
@@ -89,7 +68,7 @@ class ReferralImageUploads(MethodView):
     def post(self, referral_id: uuid.UUID) -> Any:
         """Start a direct-to-storage upload of one large image: a form to POST the file to (staff, dentist)"""
         return direct_uploads.start_upload(db_session(), object_store(), current_actor(), referral_id,
-                                           max_bytes=current_app.config["MAX_UPLOAD_BYTES"])
+                                           max_bytes=settings().max_upload_bytes)
 
 
 @blp.route("/referrals/<uuid:referral_id>/images/uploads/<uuid:upload_id>/complete")
@@ -97,40 +76,18 @@ class ReferralImageUploadCompletion(MethodView):
     @blp.arguments(DirectUploadCompleteSchema)
     @blp.response(201, ImageSchema)
     @blp.alt_response(409, description="nothing uploaded yet, already completed, refused earlier or expired")
-    @blp.doc(parameters=[{
-        "in": "header", "name": "Idempotency-Key", "required": False, "schema": {"type": "string", "maxLength": 255},
-        "description": "retries with the same key and body return the first response and store nothing new",
-    }])
+    @blp.doc(parameters=[idempotent.DOC_PARAMETER])
     def post(self, body: dict[str, Any], referral_id: uuid.UUID, upload_id: uuid.UUID) -> Any:
         """Check the uploaded file like a direct upload and file it as an image (staff, dentist)"""
-        actor, session = current_actor(), db_session()
+        actor = current_actor()
         fields = dict(body)
         declared = direct_uploads.DeclaredFile(size=fields.pop("size"), sha256=fields.pop("sha256").lower(),
                                                filename=fields.pop("filename", None))
-
-        def complete(before_commit: Callable[[Any], None] | None) -> Any:
-            return direct_uploads.complete_upload(
-                session, object_store(), actor, referral_id, upload_id, fields, declared,
-                spool_dir=current_app.config.get("UPLOAD_TMP_DIR"), before_commit=before_commit)
-
-        key = request.headers.get("Idempotency-Key")
-        if key is None:
-            return complete(None)
-        _, user_id = access.membership(actor)
-        access.get_referral(session, actor, referral_id)
-        claimed = idempotency.claim(session, user_id, key, idempotency.fingerprint(
-            "POST", f"/referrals/{referral_id}/images/uploads/{upload_id}/complete",
-            json.dumps(request.get_json(), sort_keys=True)))
-        if isinstance(claimed, Replay):
-            response = jsonify(claimed.body)
-            response.status_code = claimed.status
-            response.headers["Idempotent-Replayed"] = "true"
-            return response
-        try:
-            return complete(lambda image: idempotency.complete(claimed, 201, ImageSchema().dump(image)))
-        except BaseException:
-            idempotency.release(session, claimed)
-            raise
+        retry = idempotent.idempotent_request(actor, f"/referrals/{referral_id}/images/uploads/{upload_id}/complete",
+                                              json.dumps(request.get_json(), sort_keys=True))
+        return _replay(direct_uploads.complete_upload(
+            db_session(), object_store(), actor, referral_id, upload_id, fields, declared,
+            spool_dir=settings().upload_tmp_dir, idempotent=retry))
 
 
 @blp.route("/images/<uuid:image_id>")
@@ -138,7 +95,32 @@ class ImageById(MethodView):
     @blp.response(200, ImageSchema)
     def get(self, image_id: uuid.UUID) -> Any:
         """One image's metadata"""
-        return intake.read_image(db_session(), current_actor(), image_id)
+        # Built by hand (referral_documents), identical to the schema's dump: the schema documents the answer.
+        return current_app.json.response(image_document(intake.read_image(db_session(), current_actor(), image_id)))
+
+    @blp.arguments(ImagePatchSchema)
+    @blp.response(200, ImageSchema)
+    @blp.alt_response(409, description="the case was sent with this image: it can no longer be changed")
+    def patch(self, changes: dict[str, Any], image_id: uuid.UUID) -> Any:
+        """Fix an image's kind, teeth, area, reason, capture time or provider before the case is sent (staff,
+        dentist; audited)"""
+        return image_edits.fix_image(db_session(), current_actor(), image_id, changes)
+
+    @blp.response(204)
+    @blp.alt_response(409, description="the case was sent with this image, or another image is its retake")
+    def delete(self, image_id: uuid.UUID) -> Any:
+        """Remove an image and its stored bytes before the case is sent (staff, dentist; audited)"""
+        image_edits.remove_image(db_session(), object_store(), current_actor(), image_id)
+        return None
+
+
+@blp.route("/images/<uuid:image_id>/capturer")
+class ImageCapturer(MethodView):
+    @blp.arguments(CapturerSchema)
+    @blp.response(200, ImageSchema)
+    def post(self, data: dict[str, Any], image_id: uuid.UUID) -> Any:
+        """Confirm who captured an image a DICOM device sent without naming a known provider (staff, dentist)"""
+        return intake.confirm_capturer(db_session(), current_actor(), image_id, data["captured_by_provider_id"])
 
 
 @blp.route("/images/<uuid:image_id>/content")

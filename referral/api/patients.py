@@ -5,9 +5,15 @@ from typing import Any
 
 from flask.views import MethodView
 
-from referral.api.context import current_actor, db_session, object_store
 from referral.api.parsing import Blueprint
-from referral.schemas.patients import PatientCreateSchema, PatientPageSchema, PatientQuerySchema, PatientSchema
+from referral.http.context import current_actor, db_session, object_store
+from referral.schemas.patients import (
+    PatientCreateSchema,
+    PatientPageSchema,
+    PatientQuerySchema,
+    PatientSchema,
+    PatientUpdateSchema,
+)
 from referral.services import lifecycle, patients
 
 blp = Blueprint("patients", __name__, description="Patients of the caller's organization")
@@ -36,6 +42,16 @@ class PatientById(MethodView):
     def get(self, patient_id: uuid.UUID) -> Any:
         """One patient; 410 once the patient's record was deleted"""
         return patients.read_patient(db_session(), current_actor(), patient_id)
+
+    @blp.arguments(PatientUpdateSchema)
+    @blp.response(200, PatientSchema)
+    @blp.alt_response(410, description="the patient's record was deleted")
+    def patch(self, data: dict[str, Any], patient_id: uuid.UUID) -> Any:
+        """Correct a patient's details (staff, dentist, billing, org admin): only the fields sent change, and
+        `address` and `coverage` are replaced whole (`null` removes them). The claims of the patient's cases
+        are re-checked in the same transaction, so a claim held for a missing address or subscriber becomes
+        ready once it can be exported."""
+        return patients.update_patient(db_session(), current_actor(), patient_id, data)
 
     @blp.response(204)
     @blp.alt_response(409, description="the patient has referrals still under way")

@@ -3,12 +3,15 @@ from __future__ import annotations
 import uuid
 from typing import Any, BinaryIO, cast
 
+from flask import current_app
 from flask.views import MethodView
 
-from referral.api.context import current_actor, db_session, object_store, workflow_settings
 from referral.api.downloads import attachment, binary_content
 from referral.api.parsing import Blueprint
+from referral.http.context import current_actor, db_session, object_store, workflow_settings
+from referral.http.uploads import HashingSpool
 from referral.schemas.images import ImageFileSchema
+from referral.schemas.referral_documents import referral_detail
 from referral.schemas.referrals import (
     CancelSchema,
     ConsentFormFieldsSchema,
@@ -23,7 +26,6 @@ from referral.schemas.referrals import (
 )
 from referral.services import consent, referrals, workflow
 from referral.services.intake import Upload
-from referral.uploads import HashingSpool
 
 blp = Blueprint("referrals", __name__, description="Referrals from a capturing office to a reader")
 
@@ -43,7 +45,7 @@ class Referrals(MethodView):
         items, next_cursor = referrals.list_referrals(
             db_session(), current_actor(), view=query.get("view"), statuses=query.get("status"),
             urgency=query.get("urgency"), overdue=query.get("overdue"), cursor=query.get("cursor"),
-            limit=query.get("limit"),
+            limit=query.get("limit"), q=query.get("q"),
         )
         return {"items": items, "next_cursor": next_cursor}
 
@@ -53,7 +55,9 @@ class ReferralById(MethodView):
     @blp.response(200, ReferralDetailSchema)
     def get(self, referral_id: uuid.UUID) -> Any:
         """One referral with its patient, images, events and report state (audited)"""
-        return referrals.read_referral(db_session(), current_actor(), referral_id)
+        # Built by hand (referral_documents), identical to the schema's dump: the schema documents the answer.
+        referral = referrals.read_referral(db_session(), current_actor(), referral_id)
+        return current_app.json.response(referral_detail(referral))
 
 
 @blp.route("/referrals/<uuid:referral_id>/submit", methods=["POST"])

@@ -5,8 +5,8 @@ from typing import Any
 
 from flask.views import MethodView
 
-from referral.api.context import current_actor, db_session
 from referral.api.parsing import Blueprint
+from referral.http.context import current_actor, db_session
 from referral.schemas.reports import AddendumCreateSchema, AddendumSchema, ReportDraftSchema, ReportSchema
 from referral.services import reports
 

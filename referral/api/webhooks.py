@@ -3,11 +3,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import current_app
 from flask.views import MethodView
 
-from referral.api.context import current_actor, db_session
 from referral.api.parsing import Blueprint
+from referral.http.context import current_actor, db_session, settings
 from referral.schemas.webhooks import (
     DeliveryPageSchema,
     DeliveryQuerySchema,
@@ -27,7 +26,7 @@ class Webhooks(MethodView):
     def post(self, data: dict[str, Any]) -> Any:
         """Register a webhook for some event types; the secret is never shown again"""
         return webhooks.create_webhook(db_session(), current_actor(), data,
-                                       allow_private=bool(current_app.config["WEBHOOK_ALLOW_PRIVATE"]))
+                                       allow_private=settings().webhook_allow_private)
 
     @blp.response(200, WebhookListSchema)
     def get(self) -> Any:

@@ -2,7 +2,8 @@
 
 Only code numbers come from CDT; the ADA's descriptor texts are copyrighted, so every label here is ours and is
 meant for a billing clerk reading an explanation, not for a claim form. Dates are the first and last day a code may
-be reported (billing-rules §10 rule 11); ``None`` means the code predates or outlives anything this system bills.
+be reported (docs/billing.md, "Code catalogue"); ``None`` means the code predates or outlives anything this system
+bills.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class Procedure:
         return not (self.valid_to is not None and day > self.valid_to)
 
 
-_CDT_2013 = date(2013, 1, 1)  # CBCT split into capture-only and capture-with-reading codes (billing-rules §1.4)
+_CDT_2013 = date(2013, 1, 1)  # CBCT split into capture-only and capture-with-reading codes (docs/billing.md)
 _CDT_2018 = date(2018, 1, 1)  # teledentistry codes first reportable
 _CDT_2021 = date(2021, 1, 1)  # the image-capture-only family
 _BEFORE_CDT_2023 = date(2022, 12, 31)  # last day for the retired 3D photo codes
@@ -100,7 +101,7 @@ _PROCEDURES = (
     Procedure("D0707", "periapical, capture only", CAPTURE_ONLY, _CDT_2021),
     Procedure("D0708", "bitewing, capture only", CAPTURE_ONLY, _CDT_2021),
     Procedure("D0709", "complete intraoral series, capture only", CAPTURE_ONLY, _CDT_2021),
-    # Reading only. Its first year is not confirmed by any source we hold (billing-rules §2.1), so no start date.
+    # Reading only. Its first year is not confirmed by any source we hold (docs/billing.md), so no start date.
     Procedure("D0391", "reading of another practice's image, with written report", INTERPRETATION),
     Procedure("D9995", "teledentistry, live video", TELEDENTISTRY, _CDT_2018),
     Procedure("D9996", "teledentistry, stored and forwarded for later review", TELEDENTISTRY, _CDT_2018),
@@ -108,8 +109,9 @@ _PROCEDURES = (
 
 CATALOGUE: dict[str, Procedure] = {p.code: p for p in _PROCEDURES}
 
-# Capture-only code -> the capture-with-reading codes that bill the same image (billing-rules §10 rule 2). D0277 is
-# listed with the bitewing group although rule 2 stops at D0274: a vertical bitewing set is the same images.
+# Capture-only code -> the capture-with-reading codes that bill the same image (docs/billing.md, "Code catalogue").
+# D0277 is listed with the bitewing group although the sources' pairing stops at D0274: a vertical bitewing set is
+# the same images.
 TWINS: dict[str, tuple[str, ...]] = {
     "D0707": ("D0220", "D0230"),
     "D0708": ("D0270", "D0272", "D0273", "D0274", "D0277"),

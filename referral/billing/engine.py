@@ -1,34 +1,35 @@
 """Turn the facts of one referral visit into claims, one per billing organization, each line with its reason.
 
-The split decision (PRODUCT.md billing rule 1) is made per image: the practice that captured an image bills the
+The split decision (docs/billing.md, "Who bills what") is made per image: the practice that captured an image bills the
 capture, the practice that read it bills the reading, and a practice that did both bills the code that includes
 both. Edits never change what was billed; they say what a payer will object to, and a hold keeps the claim back.
 """
 
 from __future__ import annotations
 
-import calendar
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 
-from referral.billing.catalogue import CAPTURE_ONLY, CATALOGUE, UnknownCode, procedure
+from referral.billing.edits import check_claim
 from referral.billing.model import (
+    DATE_BASES,
+    Attachment,
     Claim,
     ClaimLine,
     Edit,
     ImageFacts,
     OrganizationFacts,
-    PriorLine,
     ProviderFacts,
     VisitFacts,
 )
-from referral.billing.profiles import PayerProfile, load_profile
+from referral.billing.narrative import default_narrative, place_in_words
+from referral.billing.profiles import ATTACHMENT_REPORT_TYPES, PayerProfile, load_profile
 
-__all__ = ["KINDS", "check_claim", "generate_claims"]
+__all__ = ["KINDS", "generate_claims"]
 
 PERIAPICAL = "periapical"
 BITEWING = "bitewing"
@@ -60,14 +61,8 @@ _KIND_WORDS = {
 }
 
 _BITEWING_GROUPS = {1: "D0270", 2: "D0272", 3: "D0273", 4: "D0274", 7: "D0277", 8: "D0277"}
-_SERIES_CODES = frozenset({"D0210", "D0709"})
-_PA_BW_READ = frozenset({"D0220", "D0230", "D0270", "D0272", "D0273", "D0274", "D0277"})
-_PA_BW_CAPTURE = frozenset({"D0707", "D0708"})
-_PERIAPICAL_CODES = frozenset({"D0220", "D0230", "D0707"})
-_PHOTO_CODES = frozenset({"D0350", "D0703"})
-_TELEDENTISTRY_CODES = frozenset({"D9995", "D9996"})
 _MODES = {"asynchronous": "D9996", "synchronous": "D9995"}
-# ADA claims carry at most 32 teeth on one line (billing-rules §10 rule 20).
+# ADA claims carry at most 32 teeth on one line (docs/billing.md, "Teeth, areas and surfaces").
 _MAX_TEETH_ON_LINE = 32
 
 
@@ -149,7 +144,7 @@ class _Where:
 
 
 def _where_one_line(images: Iterable[ImageFacts]) -> _Where:
-    """Location of a quantity-1 line covering ``images``: several teeth may share such a line (rule 20)."""
+    """Location of a quantity-1 line covering ``images``: several teeth may share such a line (docs/billing.md)."""
     teeth: list[str] = []
     areas: list[str] = []
     for image in images:
@@ -165,10 +160,13 @@ def _where_one_line(images: Iterable[ImageFacts]) -> _Where:
     return _Where(area=areas[0]) if len(areas) == 1 else _Where()
 
 
-def _group_by_where(images: Iterable[ImageFacts]) -> list[tuple[_Where, list[ImageFacts]]]:
+def _group_by_where(
+    images: Iterable[ImageFacts], site_of: Callable[[ImageFacts], str | None] | None = None
+) -> list[tuple[_Where, list[ImageFacts]]]:
     """Images that may share one line with quantity > 1: same single tooth, or same area without teeth.
 
-    An image naming several teeth gets a line of its own, because several teeth on a line need quantity 1.
+    An image naming several teeth gets a line of its own, because several teeth on a line need quantity 1. With
+    ``site_of``, images taken at different places of service never share a line either: a line has one place.
     """
     groups: dict[tuple[str, ...], tuple[_Where, list[ImageFacts]]] = {}
     for image in images:
@@ -181,6 +179,8 @@ def _group_by_where(images: Iterable[ImageFacts]) -> list[tuple[_Where, list[Ima
             key, where = ("area", image.area), _Where(area=image.area)
         else:
             key, where = ("nowhere",), _Where()
+        if site_of is not None:
+            key = (*key, "site", site_of(image) or "")
         groups.setdefault(key, (where, []))[1].append(image)
     return list(groups.values())
 
@@ -197,16 +197,24 @@ class _Draft:
     explanation: str
     where: _Where
     images: tuple[ImageFacts, ...]
+    basis: str = "capture"  # what ``day`` is (model.DATE_BASES)
+    # Where the line was performed; None: where its images were taken (capture lines) or the claim's place.
+    place: str | None = None
+
+
+def _no_site(_image: ImageFacts) -> str | None:
+    return None
 
 
 @dataclass(frozen=True)
 class _Context:
-    """What explanations need to say about who did what."""
+    """What explanations need to say about who did what, and where each image was taken."""
 
     reader_name: str | None
     capture_only: bool
-    # This practice read its own images although another practice reads them too (billing-rules Example 5).
+    # This practice read its own images although another practice reads them too (docs/billing.md, example 5).
     also_read_elsewhere: bool
+    site_of: Callable[[ImageFacts], str | None] = field(default=_no_site)
 
 
 def _by_day(images: Iterable[ImageFacts]) -> dict[date, list[ImageFacts]]:
@@ -237,7 +245,7 @@ def _per_image_drafts(
 ) -> list[_Draft]:
     drafts = []
     for day, todays in _by_day(images).items():
-        for where, group in _group_by_where(todays):
+        for where, group in _group_by_where(todays, ctx.site_of):
             explanation = f"{_who_did_it(ctx)} is billed: {_plural(len(group), what)} on {day}, {unit}."
             drafts.append(_Draft(code, len(group), day, rule, explanation, where, tuple(group)))
     return drafts
@@ -245,7 +253,7 @@ def _per_image_drafts(
 
 def _periapical_drafts(images: Sequence[ImageFacts], ctx: _Context) -> list[_Draft]:
     if ctx.capture_only:
-        # The capture-only code has no first/additional split (billing-rules §10 rule 4).
+        # The capture-only code has no first/additional split (docs/billing.md, "Capture only").
         return _per_image_drafts(images, "D0707", "capture-only.periapical", ctx, "periapical")
     drafts = []
     for day, todays in _by_day(images).items():
@@ -262,7 +270,7 @@ def _periapical_drafts(images: Sequence[ImageFacts], ctx: _Context) -> list[_Dra
                 (first,),
             )
         )
-        for where, group in _group_by_where(rest):
+        for where, group in _group_by_where(rest, ctx.site_of):
             drafts.append(
                 _Draft(
                     "D0230",
@@ -280,7 +288,7 @@ def _periapical_drafts(images: Sequence[ImageFacts], ctx: _Context) -> list[_Dra
 
 def _bitewing_drafts(images: Sequence[ImageFacts], ctx: _Context) -> tuple[list[_Draft], list[Edit]]:
     if ctx.capture_only:
-        # Capture-only bitewings are per image; the group codes include a reading (billing-rules §10 rule 17).
+        # Capture-only bitewings are per image; the group codes include a reading (docs/billing.md, "Capture only").
         return _per_image_drafts(images, "D0708", "capture-only.bitewing", ctx, "bitewing"), []
     drafts, notes = [], []
     for day, todays in _by_day(images).items():
@@ -379,7 +387,18 @@ def _reading_drafts(
             f"Reading with a signed report of images taken by {captured_by(images)}, a different practice: the reading "
             f"code, once per report ({_kinds_in_words(images)} read; the payer counts it per report)."
         )
-        return [_Draft("D0391", 1, day, "reading.per-report", explanation, _where_one_line(images), tuple(images))]
+        return [
+            _Draft(
+                "D0391",
+                1,
+                day,
+                "reading.per-report",
+                explanation,
+                _where_one_line(images),
+                tuple(images),
+                basis="reading",
+            )
+        ]
     # A complete series read is one line for all its images rather than one line per tooth it shows.
     located: dict[tuple[str, ...], tuple[_Where, list[ImageFacts]]] = {}
     loose = []
@@ -398,7 +417,9 @@ def _reading_drafts(
             f"Reading with a signed report of {_kinds_in_words(group)} taken by {captured_by(group)}, a different "
             "practice: the reading code, one unit per radiograph read."
         )
-        drafts.append(_Draft("D0391", len(group), day, "reading.per-image", explanation, where, tuple(group)))
+        drafts.append(
+            _Draft("D0391", len(group), day, "reading.per-image", explanation, where, tuple(group), basis="reading")
+        )
     return drafts
 
 
@@ -446,6 +467,76 @@ class _Plan:
     evaluation: str | None  # "reader", "capturing" or None
 
 
+def _site_function(visit: VisitFacts, profile: PayerProfile) -> Callable[[ImageFacts], str | None]:
+    """Where an image was taken, as a place-of-service code; None when nobody told us.
+
+    A payer that fixes the capturing claim's place (profile places_of_service.capture) gets it on every capture line.
+    An image that names no site was taken at the visit's site if the visit's capturing practice took it; an image
+    another practice took (the reader's own films) has no known site and follows its claim.
+    """
+    override = profile.places_of_service.capture
+
+    def site_of(image: ImageFacts) -> str | None:
+        if override is not None:
+            return override
+        if image.place_of_service:
+            return image.place_of_service
+        if image.capturing_organization_id == visit.capturing_organization.id:
+            return visit.place_of_service
+        return None
+
+    return site_of
+
+
+def _teledentistry_draft(visit: VisitFacts, plan: _Plan, imaging: Sequence[_Draft], signed_on: date) -> _Draft:
+    """D9995/D9996 dated with the procedures it accompanies on its own claim.
+
+    On the reader's claim those are the reading and the evaluation, dated when the report was signed. On the claim
+    of a practice that took and read its own images they are the visit's imaging lines, dated when the images were
+    taken: the report's signing day would leave the code alone on a date of its own (PRODUCT.md billing rule 4).
+    """
+    code = _MODES[visit.mode]
+    how = "Store-and-forward" if code == "D9996" else "Live-video"
+    visit_days = sorted({draft.day for draft in imaging}) if plan.role == "single" else []
+    if visit_days:
+        day, basis = visit_days[0], "visit"
+        beside = "the visit's imaging taken and read by this practice"
+    else:
+        day, basis = signed_on, "reading"
+        beside = "the reading and any evaluation"
+    explanation = (
+        f"{how} teledentistry: reported once per patient per date by the dentist who diagnoses and plans "
+        f"treatment, beside the procedures it supports ({beside})."
+    )
+    return _Draft(code, 1, day, f"teledentistry.{visit.mode}", explanation, _Where(), (), basis=basis, place=None)
+
+
+def _line_explanation(draft: _Draft, place: str | None, claim_place: str, attachment: str | None) -> str:
+    parts = [draft.explanation, f"Dated {draft.day}: {DATE_BASES[draft.basis]}."]
+    if place is not None:
+        parts.append(
+            f"Performed at place of service {place} ({place_in_words(place)}), not the claim's {claim_place} "
+            f"({place_in_words(claim_place)}), so the line carries its own place."
+        )
+    if attachment is not None:
+        parts.append(
+            f"The payer wants documentation with this line: {ATTACHMENT_REPORT_TYPES[attachment]} (PWK {attachment})."
+        )
+    return " ".join(parts)
+
+
+def _attachments(lines: Sequence[ClaimLine], profile: PayerProfile) -> tuple[Attachment, ...]:
+    """One claim-level attachment per report type, naming the lines it supports (an 837D has PWK only in 2300)."""
+    by_type: dict[str, list[int]] = {}
+    for line in lines:
+        if line.attachment is not None:
+            by_type.setdefault(line.attachment, []).append(line.number)
+    return tuple(
+        Attachment(report_type, profile.attachment_transmission, None, tuple(numbers))
+        for report_type, numbers in by_type.items()
+    )
+
+
 def _build_claim(visit: VisitFacts, profile: PayerProfile, triage: _Triage, plan: _Plan) -> Claim | None:
     org = plan.org
     names = {visit.capturing_organization.id: visit.capturing_organization.name}
@@ -453,7 +544,8 @@ def _build_claim(visit: VisitFacts, profile: PayerProfile, triage: _Triage, plan
         names[visit.reader_organization.id] = visit.reader_organization.name
     signed_on = visit.report_signed_at.date() if visit.report_signed_at else None
     reader_name = visit.reader_organization.name if visit.reader_organization else None
-    ctx = _Context(reader_name, plan.capture_only, plan.role == "capture" and not plan.capture_only)
+    site_of = _site_function(visit, profile)
+    ctx = _Context(reader_name, plan.capture_only, plan.role == "capture" and not plan.capture_only, site_of)
 
     own = [image for image in triage.billable if image.capturing_organization_id == org.id]
     others = [
@@ -468,47 +560,42 @@ def _build_claim(visit: VisitFacts, profile: PayerProfile, triage: _Triage, plan
     ]
 
     imaging, edits = _imaging_drafts(own, ctx, profile)
+    # A capture line was performed where its first image was taken (per-image lines never mix places).
+    imaging = [replace(draft, place=site_of(draft.images[0])) if draft.images else draft for draft in imaging]
     drafts: list[_Draft] = []
     if plan.evaluation is not None:
-        drafts += _evaluation_drafts(visit, profile, plan, signed_on)
+        drafts += _evaluation_drafts(visit, profile, plan, signed_on, site_of)
     drafts += imaging
     if plan.reads_others and signed_on is not None:
         drafts += _reading_drafts(others, signed_on, profile, names)
     if plan.teledentistry and signed_on is not None:
-        code = _MODES[visit.mode]
-        how = "Store-and-forward" if code == "D9996" else "Live-video"
-        drafts.append(
-            _Draft(
-                code,
-                1,
-                signed_on,
-                f"teledentistry.{visit.mode}",
-                f"{how} teledentistry: reported once per patient per date by the dentist who diagnoses and plans "
-                "treatment, beside the procedures it supports.",
-                _Where(),
-                (),
-            )
-        )
+        drafts.append(_teledentistry_draft(visit, plan, imaging, signed_on))
     if not drafts:
         return None
 
-    lines = tuple(
-        ClaimLine(
-            number=number,
-            code=draft.code,
-            quantity=draft.quantity,
-            fee=org.fee_schedule.get(draft.code, Decimal("0")),
-            date_of_service=draft.day,
-            control_number=_control_number(visit.referral_id, org.id, number),
-            explanation=draft.explanation,
-            rule=draft.rule,
-            tooth=draft.where.tooth,
-            teeth=draft.where.teeth,
-            area=draft.where.area,
-            image_ids=tuple(image.id for image in draft.images),
+    lines = []
+    for number, draft in enumerate(drafts, start=1):
+        place = draft.place if draft.place is not None and draft.place != plan.place_of_service else None
+        attachment = profile.attachment_for(draft.code)
+        lines.append(
+            ClaimLine(
+                number=number,
+                code=draft.code,
+                quantity=draft.quantity,
+                fee=org.fee_schedule.get(draft.code, Decimal("0")),
+                date_of_service=draft.day,
+                control_number=_control_number(visit.referral_id, org.id, number),
+                explanation=_line_explanation(draft, place, plan.place_of_service, attachment),
+                rule=draft.rule,
+                tooth=draft.where.tooth,
+                teeth=draft.where.teeth,
+                area=draft.where.area,
+                image_ids=tuple(image.id for image in draft.images),
+                place_of_service=place,
+                date_basis=draft.basis,
+                attachment=attachment,
+            )
         )
-        for number, draft in enumerate(drafts, start=1)
-    )
     claim = Claim(
         billing_organization=org,
         role=plan.role,
@@ -516,20 +603,31 @@ def _build_claim(visit: VisitFacts, profile: PayerProfile, triage: _Triage, plan
         place_of_service=plan.place_of_service,
         date_of_service=min(line.date_of_service for line in lines),
         payer_profile=profile.id,
-        lines=lines,
+        lines=tuple(lines),
         edits=(),
         patient=visit.patient,
         coverage=visit.coverage,
         referral_id=visit.referral_id,
         referring_provider=plan.referring,
         frequency=visit.claim_frequency,
+        attachments=_attachments(lines, profile),
     )
     unknown = [image for image in triage.unknown_kind if image in considered]
     build_edits = _left_out_edit(considered, triage) + _unknown_kind_edit(unknown) + edits
-    return replace(claim, edits=(*build_edits, *check_claim(claim, visit, profile)))
+    return replace(
+        claim,
+        edits=(*build_edits, *check_claim(claim, visit, profile)),
+        narrative=default_narrative(claim, visit),
+    )
 
 
-def _evaluation_drafts(visit: VisitFacts, profile: PayerProfile, plan: _Plan, signed_on: date | None) -> list[_Draft]:
+def _evaluation_drafts(
+    visit: VisitFacts,
+    profile: PayerProfile,
+    plan: _Plan,
+    signed_on: date | None,
+    site_of: Callable[[ImageFacts], str | None],
+) -> list[_Draft]:
     code = profile.evaluation_code
     if plan.evaluation == "reader" and signed_on is not None:
         reader = visit.reader_provider
@@ -538,13 +636,28 @@ def _evaluation_drafts(visit: VisitFacts, profile: PayerProfile, plan: _Plan, si
             f"The signed report records an evaluation by {who}; billed with the payer's evaluation code for "
             "teledentistry, and only because an evaluation was performed."
         )
-        return [_Draft(code, 1, signed_on, "evaluation.reader", explanation, _Where(), ())]
-    own_days = [image.captured_on for image in visit.images if image.capturing_organization_id == plan.org.id]
-    if plan.evaluation != "capturing" or not own_days:
+        return [_Draft(code, 1, signed_on, "evaluation.reader", explanation, _Where(), (), basis="reading")]
+    own = [image for image in visit.images if image.capturing_organization_id == plan.org.id]
+    if plan.evaluation != "capturing" or not own:
         return []
-    day = min(own_days)
-    explanation = f"The capturing dentist examined the patient on {day}; billed with the payer's evaluation code."
-    return [_Draft(code, 1, day, "evaluation.capturing-office", explanation, _Where(), ())]
+    first = min(own, key=lambda image: image.captured_on)
+    explanation = (
+        f"The capturing dentist examined the patient on {first.captured_on}; billed with the payer's evaluation code."
+    )
+    # The examination happened in person where the patient was, whatever the claim's own place.
+    return [
+        _Draft(
+            code,
+            1,
+            first.captured_on,
+            "evaluation.capturing-office",
+            explanation,
+            _Where(),
+            (),
+            basis="visit",
+            place=site_of(first) or visit.place_of_service,
+        )
+    ]
 
 
 def _check_facts(visit: VisitFacts) -> None:
@@ -622,7 +735,7 @@ def generate_claims(visit: VisitFacts, profile: PayerProfile | None = None) -> l
                 rendering=visit.referring_provider,
                 place_of_service=capture_pos,
                 referring=None,
-                # Billing-rules Example 5: an office that read its own images bills the full codes all the same.
+                # docs/billing.md, example 5: an office that read its own images bills the full codes all the same.
                 capture_only=not visit.capturing_office_interpreted,
                 reads_others=False,
                 teledentistry=False,
@@ -645,303 +758,3 @@ def generate_claims(visit: VisitFacts, profile: PayerProfile | None = None) -> l
             )
     claims = (_build_claim(visit, profile, triage, plan) for plan in plans)
     return [claim for claim in claims if claim is not None]
-
-
-# -- edits ----------------------------------------------------------------------------------------------------------
-
-
-def _numbers(lines: Iterable[ClaimLine]) -> tuple[int, ...]:
-    return tuple(sorted({line.number for line in lines}))
-
-
-def _lines_by_day(lines: Iterable[ClaimLine]) -> dict[date, list[ClaimLine]]:
-    days: dict[date, list[ClaimLine]] = defaultdict(list)
-    for line in lines:
-        days[line.date_of_service].append(line)
-    return dict(sorted(days.items()))
-
-
-def _months_before(day: date, months: int) -> date:
-    index = day.year * 12 + day.month - 1 - months
-    year, month = divmod(index, 12)
-    last = calendar.monthrange(year, month + 1)[1]
-    return date(year, month + 1, min(day.day, last))
-
-
-def _codes_in_words(lines: Iterable[ClaimLine]) -> str:
-    return ", ".join(dict.fromkeys(line.code for line in lines))
-
-
-def _check_validity(claim: Claim) -> list[Edit]:
-    edits = []
-    for line in claim.lines:
-        try:
-            known = procedure(line.code)
-        except UnknownCode:
-            edits.append(
-                Edit(
-                    "code-validity",
-                    "hold",
-                    f"{line.code} is not a code this engine knows; check it before sending.",
-                    (line.number,),
-                )
-            )
-            continue
-        if known.is_valid_on(line.date_of_service):
-            continue
-        if known.valid_from is not None and line.date_of_service < known.valid_from:
-            why = f"it can be reported only from {known.valid_from}"
-        else:
-            why = f"it was retired after {known.valid_to}"
-        edits.append(
-            Edit(
-                "code-validity",
-                "hold",
-                f"{line.code} is not valid for a service on {line.date_of_service}: {why}. Payers return such lines.",
-                (line.number,),
-            )
-        )
-    return edits
-
-
-def _check_recognised(claim: Claim, profile: PayerProfile) -> list[Edit]:
-    refused = [line for line in claim.lines if not profile.recognises(line.code)]
-    if not refused:
-        return []
-    codes = _codes_in_words(refused)
-    if all(line.code in CATALOGUE and CATALOGUE[line.code].category == CAPTURE_ONLY for line in refused):
-        message = (
-            f"{profile.name} does not accept capture-only codes ({codes}). The lines are kept as performed; the "
-            "office must check the plan's instructions for reporting image capture before sending."
-        )
-    else:
-        message = f"{profile.name} does not recognise {codes}; check the plan's instructions before sending."
-    return [Edit("payer-code-not-recognised", "hold", message, _numbers(refused))]
-
-
-def _check_first_periapical(claim: Claim) -> list[Edit]:
-    edits = []
-    for day, lines in _lines_by_day(claim.lines).items():
-        additional = [line for line in lines if line.code == "D0230"]
-        if additional and not any(line.code == "D0220" for line in lines):
-            edits.append(
-                Edit(
-                    "d0230-needs-d0220",
-                    "hold",
-                    f"D0230 on {day} has no D0220 that day: an additional periapical needs the first one billed.",
-                    _numbers(additional),
-                )
-            )
-    return edits
-
-
-def _check_complete_series(claim: Claim, profile: PayerProfile) -> list[Edit]:
-    if not profile.complete_series_exclusive:
-        return []
-    edits = []
-    for day, lines in _lines_by_day(claim.lines).items():
-        series = [line for line in lines if line.code in _SERIES_CODES]
-        excluded = [line for line in lines if line.code in _PA_BW_READ | _PA_BW_CAPTURE]
-        if series and excluded:
-            edits.append(
-                Edit(
-                    "complete-series-exclusive",
-                    "hold",
-                    f"{_codes_in_words(series)} on {day} already includes that day's periapicals and bitewings; "
-                    f"{_codes_in_words(excluded)} will not be paid beside it. Remove them or split the series.",
-                    _numbers(excluded),
-                )
-            )
-    return edits
-
-
-def _check_rebundling(claim: Claim, profile: PayerProfile) -> list[Edit]:
-    comparator = profile.rebundle_comparator
-    if comparator is None:
-        return []
-    schedule = claim.billing_organization.fee_schedule
-    edits = []
-    for series_code, family in (("D0210", _PA_BW_READ), ("D0709", _PA_BW_CAPTURE)):
-        threshold = schedule.get(series_code, Decimal("0"))
-        if threshold <= 0:
-            continue  # without a series fee there is nothing to compare against
-        for day, lines in _lines_by_day(claim.lines).items():
-            chosen = [line for line in lines if line.code in family]
-            if not chosen or any(line.code in _SERIES_CODES for line in lines):
-                continue
-            total = sum((line.charge for line in chosen), Decimal("0"))
-            if total > threshold or (comparator == ">=" and total == threshold):
-                reached = "reach" if comparator == ">=" else "exceed"
-                edits.append(
-                    Edit(
-                        "complete-series-fee",
-                        "warning",
-                        f"Periapicals and bitewings on {day} total {total}, which {reached}s the {series_code} fee "
-                        f"of {threshold}: the payer may pay them as a complete series and start its frequency clock.",
-                        _numbers(chosen),
-                    )
-                )
-    return edits
-
-
-def _check_periapical_location(claim: Claim, profile: PayerProfile) -> list[Edit]:
-    missing = [
-        line for line in claim.lines if line.code in _PERIAPICAL_CODES and not (line.tooth or line.teeth or line.area)
-    ]
-    if not missing:
-        return []
-    return [
-        Edit(
-            "periapical-location",
-            profile.periapical_location,
-            "Periapical lines without a tooth or area are the commonest avoidable denial; add the tooth or area "
-            "to the images.",
-            _numbers(missing),
-        )
-    ]
-
-
-def _prior_lines(claim: Claim, visit: VisitFacts, codes: tuple[str, ...], same_organization: bool) -> list[PriorLine]:
-    return [
-        prior
-        for prior in visit.prior_lines
-        if prior.code in codes
-        and (not same_organization or prior.billing_organization_id == claim.billing_organization.id)
-    ]
-
-
-def _check_daily_caps(claim: Claim, visit: VisitFacts, profile: PayerProfile) -> list[Edit]:
-    edits = []
-    for cap in profile.daily_caps:
-        prior = _prior_lines(claim, visit, cap.codes, cap.same_organization)
-        for day, lines in _lines_by_day(claim.lines).items():
-            capped = [line for line in lines if line.code in cap.codes]
-            if not capped:
-                continue
-            earlier = sum(p.quantity for p in prior if p.date_of_service == day)
-            units = sum(line.quantity for line in capped) + earlier
-            if units > cap.max_units:
-                already = f", {earlier} of them on earlier claims" if earlier else ""
-                edits.append(
-                    Edit(
-                        "daily-cap",
-                        "hold",
-                        f"{'/'.join(cap.codes)}: {units} units on {day}{already}; the payer allows {cap.max_units} "
-                        f"per day ({cap.note or 'payer limit'}).",
-                        _numbers(capped),
-                    )
-                )
-    return edits
-
-
-def _check_frequencies(claim: Claim, visit: VisitFacts, profile: PayerProfile) -> list[Edit]:
-    edits = []
-    for rule in profile.frequencies:
-        bucket = [line for line in claim.lines if line.code in rule.codes]
-        if not bucket:
-            continue
-        prior = _prior_lines(claim, visit, rule.codes, rule.same_organization)
-        offending: list[ClaimLine] = []
-        earlier: set[tuple[str, date]] = set()
-        for day in sorted({line.date_of_service for line in bucket}):
-            start = _months_before(day, rule.months)
-            occasions = {line.date_of_service for line in bucket if start < line.date_of_service <= day}
-            found = {(p.code, p.date_of_service) for p in prior if start < p.date_of_service <= day}
-            occasions |= {seen for _, seen in found}
-            if len(occasions) > rule.max_occasions:
-                offending += [line for line in bucket if line.date_of_service == day]
-                earlier |= found
-        if offending:
-            history = ", ".join(
-                f"{code} on {seen}" for code, seen in sorted(earlier, key=lambda item: (item[1], item[0]))
-            )
-            edits.append(
-                Edit(
-                    "frequency",
-                    "hold",
-                    f"{'/'.join(rule.codes)}: the payer allows {rule.max_occasions} per {rule.months} months "
-                    f"({rule.note or 'payer limit'}); "
-                    + (f"earlier claims already have {history}." if history else "this claim alone exceeds it."),
-                    _numbers(offending),
-                )
-            )
-    return edits
-
-
-def _check_photo_only(claim: Claim) -> list[Edit]:
-    procedures = [line for line in claim.lines if line.code not in _TELEDENTISTRY_CODES]
-    if procedures and all(line.code in _PHOTO_CODES for line in procedures):
-        return [
-            Edit(
-                "photos-only",
-                "warning",
-                "Photos are the only procedure on this claim; payers often deny them without the exam or "
-                "treatment they support. Add a narrative or bill them with that procedure.",
-                _numbers(procedures),
-            )
-        ]
-    return []
-
-
-def _check_reading(claim: Claim, visit: VisitFacts) -> list[Edit]:
-    readings = [line for line in claim.lines if line.code == "D0391"]
-    if not readings:
-        return []
-    edits = []
-    if visit.report_signed_at is None:
-        edits.append(
-            Edit(
-                "d0391-needs-signed-report",
-                "hold",
-                "D0391 bills a reading with its written report, and the report is not signed yet.",
-                _numbers(readings),
-            )
-        )
-    captured_by = {image.id: image.capturing_organization_id for image in visit.images}
-    own = [
-        line
-        for line in readings
-        if any(captured_by.get(image_id) == claim.billing_organization.id for image_id in line.image_ids)
-    ]
-    if own:
-        edits.append(
-            Edit(
-                "d0391-reader-captured",
-                "hold",
-                "D0391 is only for a reader not associated with the capture, and this practice captured the image; "
-                "bill the code that includes the reading instead.",
-                _numbers(own),
-            )
-        )
-    return edits
-
-
-def _check_teledentistry_alone(claim: Claim) -> list[Edit]:
-    if claim.lines and all(line.code in _TELEDENTISTRY_CODES for line in claim.lines):
-        return [
-            Edit(
-                "teledentistry-alone",
-                "hold",
-                f"{_codes_in_words(claim.lines)} is the only procedure on this claim; a teledentistry code is "
-                "reported beside the procedures it supports (the reading or the evaluation).",
-                _numbers(claim.lines),
-            )
-        ]
-    return []
-
-
-def check_claim(claim: Claim, visit: VisitFacts, profile: PayerProfile) -> tuple[Edit, ...]:
-    """The payer edits for ``claim`` (its own ``edits`` are ignored); holds keep it from being sent."""
-    return (
-        *_check_validity(claim),
-        *_check_recognised(claim, profile),
-        *_check_reading(claim, visit),
-        *_check_teledentistry_alone(claim),
-        *_check_first_periapical(claim),
-        *_check_complete_series(claim, profile),
-        *_check_rebundling(claim, profile),
-        *_check_periapical_location(claim, profile),
-        *_check_daily_caps(claim, visit, profile),
-        *_check_frequencies(claim, visit, profile),
-        *_check_photo_only(claim),
-    )

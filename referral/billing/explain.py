@@ -1,6 +1,7 @@
 """Claims as plain text for billing staff: each line with the rule behind it, then what a payer will object to.
 
 Patients appear by id only: the text is meant for terminals and tickets, where names and birth dates do not belong.
+For the same reason the claim's narrative is reported by its length only: staff may have typed anything into it.
 """
 
 from __future__ import annotations
@@ -9,11 +10,14 @@ import textwrap
 from collections.abc import Sequence
 
 from referral.billing.catalogue import label
-from referral.billing.model import Claim, ClaimLine, ProviderFacts
+from referral.billing.model import Attachment, Claim, ClaimLine, ProviderFacts
+from referral.billing.narrative import NARRATIVE_LIMIT
+from referral.billing.profiles import ATTACHMENT_REPORT_TYPES, ATTACHMENT_TRANSMISSIONS
 
 __all__ = ["explain"]
 
 _WIDTH = 110
+_FREQUENCIES = {"7": "replacement", "8": "void"}
 _ROLES = {
     "capture": "capture claim (this practice took the images)",
     "interpretation": "reading claim (this practice read images taken elsewhere)",
@@ -50,6 +54,7 @@ def _line(line: ClaimLine, what: int) -> list[str]:
         f"  {line.number:>3}  {line.code:<6} {_label(line):<{what}} "
         f"{_shorten(_where(line), 16):<16} {line.quantity:>3} {line.fee:>9.2f} {line.charge:>9.2f}  "
         f"{line.date_of_service}"
+        + (f"  place {line.place_of_service}" if line.place_of_service else "")
     )
     why = textwrap.wrap(
         f"why: {line.explanation} [{line.rule}]",
@@ -60,6 +65,20 @@ def _line(line: ClaimLine, what: int) -> list[str]:
     )
     images = [f"       images: {', '.join(line.image_ids)}"] if line.image_ids else []
     return [row, *why, *images]
+
+
+def _attachment(attachment: Attachment) -> str:
+    numbers = attachment.line_numbers
+    lines = f"line{'s' if len(numbers) > 1 else ''} {', '.join(map(str, numbers))}" if numbers else "the whole claim"
+    if not attachment.needs_control_number:
+        number = "no number needed"
+    elif attachment.control_number:
+        number = f"package {attachment.control_number}"
+    else:
+        number = "package not made yet"
+    what = ATTACHMENT_REPORT_TYPES.get(attachment.report_type, attachment.report_type)
+    how = ATTACHMENT_TRANSMISSIONS.get(attachment.transmission, attachment.transmission)
+    return f"attachment: {what} (PWK {attachment.report_type}) for {lines}; sent {how}; {number}"
 
 
 def _claim(claim: Claim, index: int, count: int) -> list[str]:
@@ -77,6 +96,20 @@ def _claim(claim: Claim, index: int, count: int) -> list[str]:
         f"  place of service {claim.place_of_service}, date of service {claim.date_of_service}, "
         f"status {claim.status.upper()}",
     ]
+    if claim.frequency in _FREQUENCIES:
+        out.append(
+            f"  {_FREQUENCIES[claim.frequency]} of the payer's claim {claim.payer_claim_number or '(number missing)'}"
+        )
+    narrative = f"{len(claim.narrative)} of {NARRATIVE_LIMIT} characters" if claim.narrative else "none"
+    out.append(f"  narrative: {narrative}")
+    for attachment in claim.attachments:
+        out += textwrap.wrap(
+            _attachment(attachment),
+            width=_WIDTH,
+            initial_indent="  ",
+            subsequent_indent=" " * 6,
+            break_on_hyphens=False,
+        )
     what = max((len(_label(line)) for line in claim.lines), default=4)
     header = _header(what)
     out += ["", header]

@@ -1,8 +1,11 @@
 """A claim as a self-contained FHIR R4 Claim (type oral), built as a plain dict.
 
 Patient, billing organization, practitioners and coverage travel as contained resources, so the Claim can be
-posted or filed on its own without the receiver resolving anything on our server. Teeth and areas follow the HL7
-Dental Data Exchange guide: item.bodySite in the ADA Universal tooth system, or the ADA oral area system.
+posted or filed on its own without the receiver resolving anything on our server; each names the US Core
+profile it meets. The referral the claim bills for is linked as ``referral``: a reference to its ServiceRequest
+on the read API, with the ServiceRequest's identifier for a receiver that cannot resolve it. Teeth and areas
+follow the HL7 Dental Data Exchange guide: item.bodySite in the ADA Universal tooth system, or the ADA oral area
+system; codes are CDT.
 """
 
 from __future__ import annotations
@@ -11,7 +14,15 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from referral.billing.model import Address, Claim, ClaimLine, CoverageFacts, PatientFacts, ProviderFacts
+from referral.billing.model import (
+    Address,
+    Claim,
+    ClaimLine,
+    CoverageFacts,
+    PatientFacts,
+    ProviderFacts,
+    SubscriberFacts,
+)
 from referral.dental import AREAS
 
 __all__ = ["to_fhir_claim"]
@@ -34,6 +45,19 @@ CARIN_CARE_TEAM_ROLE = "http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBClaimCare
 SUBSCRIBER_RELATIONSHIP = "http://terminology.hl7.org/CodeSystem/subscriber-relationship"
 COVERAGE_CLASS = "http://terminology.hl7.org/CodeSystem/coverage-class"
 SELF_PAY = "http://terminology.hl7.org/CodeSystem/coverage-selfpay"
+ROLE_CODE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
+URI = "urn:ietf:rfc:3986"
+IDENTIFIER_TYPE = "http://terminology.hl7.org/CodeSystem/v2-0203"
+_US_CORE = "http://hl7.org/fhir/us/core/StructureDefinition"
+PROFILES = {
+    "Claim": "http://hl7.org/fhir/StructureDefinition/Claim",
+    "Patient": f"{_US_CORE}/us-core-patient",
+    "Organization": f"{_US_CORE}/us-core-organization",
+    "Practitioner": f"{_US_CORE}/us-core-practitioner",
+    "Coverage": f"{_US_CORE}/us-core-coverage",
+    # US Core 3.1.1 has no RelatedPerson profile: the subscriber claims the base resource.
+    "RelatedPerson": "http://hl7.org/fhir/StructureDefinition/RelatedPerson",
+}
 
 # Facial has no FDI code of its own; FDI's vestibular "V" (the surface facing lips or cheeks) is the same surface.
 _FDI_SURFACE = {
@@ -47,12 +71,16 @@ _FDI_SURFACE = {
 }
 _GENDER = {"F": "female", "M": "male", "U": "unknown"}
 _RELATIONSHIP = {"self": "self", "spouse": "spouse", "child": "child", "other": "other"}
+# The subscriber as the patient's relation (RelatedPerson.relationship): the parent of a child, the spouse of a spouse.
+_SUBSCRIBER_ROLE = {"child": ("PRN", "parent"), "spouse": ("SPS", "spouse")}
 
 _PATIENT, _BILLING, _COVERAGE, _RENDERING, _REFERRING = "patient", "billing", "coverage", "rendering", "referring"
+_SUBSCRIBER = "subscriber"
 
 
-def to_fhir_claim(claim: Claim, *, created: datetime | None = None) -> Resource:
-    """``created`` defaults to now; pass the time the claim was made when exporting it again later."""
+def to_fhir_claim(claim: Claim, *, created: datetime | None = None, resource_id: str | None = None) -> Resource:
+    """``created`` defaults to now; pass the time the claim was made when exporting it again later.
+    ``resource_id`` is the Claim's id where it is served as a resource of its own (the read API)."""
     when = created or datetime.now(UTC)
     contained = [
         _patient(claim.patient),
@@ -81,6 +109,8 @@ def to_fhir_claim(claim: Claim, *, created: datetime | None = None) -> Resource:
         )
     resource: Resource = {
         "resourceType": "Claim",
+        **({"id": resource_id} if resource_id else {}),
+        "meta": _meta("Claim"),
         "contained": contained,
         "status": "active",
         "type": _concept(CLAIM_TYPE, "oral", "Oral"),
@@ -90,6 +120,8 @@ def to_fhir_claim(claim: Claim, *, created: datetime | None = None) -> Resource:
         "created": when.isoformat(),
         "provider": _ref(_BILLING, claim.billing_organization.name),
         "priority": _concept(PROCESS_PRIORITY, "normal", "Normal"),
+        "referral": {"reference": f"ServiceRequest/{claim.referral_id}",
+                     "identifier": {"system": URI, "value": f"urn:uuid:{claim.referral_id}"}},
         "careTeam": care_team,
         "insurance": [{"sequence": 1, "focal": True, "coverage": _ref(_COVERAGE)}],
         "item": [_item(claim, line) for line in claim.lines],
@@ -97,6 +129,9 @@ def to_fhir_claim(claim: Claim, *, created: datetime | None = None) -> Resource:
     }
     if claim.coverage is not None:
         resource["insurer"] = _payer(claim.coverage)
+        subscriber = claim.coverage.subscriber
+        if not claim.coverage.patient_is_subscriber and subscriber is not None:
+            contained.append(_related_subscriber(subscriber, claim.coverage.relationship))
     return resource
 
 
@@ -140,6 +175,9 @@ def _patient(patient: PatientFacts) -> Resource:
     return {
         "resourceType": "Patient",
         "id": _PATIENT,
+        "meta": _meta("Patient"),
+        # The patient's id on the server, as the read API's Patient carries it.
+        "identifier": [{"system": URI, "value": f"urn:uuid:{patient.id}"}],
         "name": [{"family": patient.last_name, "given": [patient.first_name]}],
         "gender": _GENDER.get(patient.sex, "unknown"),
         "birthDate": patient.birth_date.isoformat(),
@@ -152,6 +190,8 @@ def _organization(claim: Claim) -> Resource:
     return {
         "resourceType": "Organization",
         "id": _BILLING,
+        "meta": _meta("Organization"),
+        "active": True,
         "identifier": [
             {"system": NPI, "value": organization.npi},
             {"system": TAX_ID, "value": organization.tax_id.replace("-", "")},
@@ -168,6 +208,7 @@ def _practitioner(resource_id: str, provider: ProviderFacts) -> Resource:
     return {
         "resourceType": "Practitioner",
         "id": resource_id,
+        "meta": _meta("Practitioner"),
         "identifier": [{"system": NPI, "value": provider.npi}],
         "name": [name],
     }
@@ -179,15 +220,20 @@ def _coverage(coverage: CoverageFacts | None) -> Resource:
         return {
             "resourceType": "Coverage",
             "id": _COVERAGE,
+            "meta": _meta("Coverage"),
             "status": "active",
             "type": _concept(SELF_PAY, "pay", "PAY"),
             "beneficiary": _ref(_PATIENT),
+            "relationship": _concept(SUBSCRIBER_RELATIONSHIP, "self"),
             "payor": [_ref(_PATIENT)],
         }
     resource: Resource = {
         "resourceType": "Coverage",
         "id": _COVERAGE,
+        "meta": _meta("Coverage"),
         "status": "active",
+        "identifier": [{"type": _concept(IDENTIFIER_TYPE, "MB", "Member Number"), "value": coverage.member_id}],
+        "type": {"text": "Dental insurance"},
         "subscriberId": coverage.member_id,
         "beneficiary": _ref(_PATIENT),
         "relationship": _concept(SUBSCRIBER_RELATIONSHIP, _RELATIONSHIP.get(coverage.relationship, "other")),
@@ -195,6 +241,10 @@ def _coverage(coverage: CoverageFacts | None) -> Resource:
     }
     if coverage.relationship == "self":
         resource["subscriber"] = _ref(_PATIENT)
+    elif coverage.subscriber is not None:
+        # A dependant's coverage belongs to the subscriber, who also holds the policy.
+        resource["subscriber"] = _ref(_SUBSCRIBER)
+        resource["policyHolder"] = _ref(_SUBSCRIBER)
     if coverage.group_number:
         resource["class"] = [
             {
@@ -202,6 +252,26 @@ def _coverage(coverage: CoverageFacts | None) -> Resource:
                 "value": coverage.group_number,
             }
         ]
+    return resource
+
+
+def _related_subscriber(subscriber: SubscriberFacts, relationship: str) -> Resource:
+    resource: Resource = {
+        "resourceType": "RelatedPerson",
+        "meta": _meta("RelatedPerson"),
+        "id": _SUBSCRIBER,
+        "patient": _ref(_PATIENT),
+        "name": [{"family": subscriber.last_name, "given": [subscriber.first_name]}],
+    }
+    role = _SUBSCRIBER_ROLE.get(relationship)
+    if role is not None:
+        resource["relationship"] = [_concept(ROLE_CODE, *role)]
+    if subscriber.sex is not None:
+        resource["gender"] = _GENDER.get(subscriber.sex, "unknown")
+    if subscriber.birth_date is not None:
+        resource["birthDate"] = subscriber.birth_date.isoformat()
+    if subscriber.address is not None:
+        resource["address"] = [_address(subscriber.address)]
     return resource
 
 
@@ -213,6 +283,10 @@ def _payer(coverage: CoverageFacts) -> Resource:
 def _address(address: Address) -> Resource:
     lines = [address.line1] + ([address.line2] if address.line2 else [])
     return {"line": lines, "city": address.city, "state": address.state, "postalCode": address.zip, "country": "US"}
+
+
+def _meta(resource_type: str) -> Resource:
+    return {"profile": [PROFILES[resource_type]]}
 
 
 def _concept(system: str, code: str, display: str | None = None) -> Resource:

@@ -1,7 +1,7 @@
 """Payer profiles: what a payer wants that the sources leave open, kept as JSON data beside this module.
 
 A profile file names the payer ids it applies to; a coverage whose payer id no file claims gets the default
-profile, which implements PRODUCT.md's billing rules. A file may ``extend`` another and override some of its keys,
+profile, which implements the rules in docs/billing.md. A file may ``extend`` another and override some of its keys,
 so a variant of a plan stays a few lines long.
 """
 
@@ -13,10 +13,14 @@ from functools import cache
 from importlib import resources
 from typing import Any, Literal
 
-from referral.billing.catalogue import CATALOGUE, EVALUATION
+from referral.billing.catalogue import CAPTURE_ONLY, CATALOGUE, EVALUATION
 
 __all__ = [
+    "ATTACHMENT_REPORT_TYPES",
+    "ATTACHMENT_TRANSMISSIONS",
+    "DEFAULT_ATTACHMENTS",
     "DEFAULT_PROFILE_ID",
+    "FILING_INDICATORS",
     "DailyCap",
     "Frequency",
     "PayerProfile",
@@ -34,6 +38,56 @@ Unit391 = Literal["image", "report"]
 PhotoUnit = Literal["visit", "image"]
 Comparator = Literal[">=", ">"]
 Severity = Literal["warning", "hold"]
+
+
+# PWK01 report types a dental claim's documentation may go as (claims-lifecycle.md §3), in our words.
+ATTACHMENT_REPORT_TYPES: dict[str, str] = {
+    "RB": "radiographs or other images",
+    "RR": "radiology report",
+    "DG": "diagnostic report",
+    "B4": "referral form",
+    "OZ": "supporting notes",
+    "P6": "periodontal chart",
+    "DA": "dental models",
+    "EB": "another payer's explanation of benefits",
+    "OB": "operative note",
+}
+# SBR09 claim filing indicators a dental payer is filed under (5010 code list, in our words).
+FILING_INDICATORS: dict[str, str] = {
+    "12": "preferred provider organization",
+    "13": "point of service",
+    "14": "exclusive provider organization",
+    "15": "indemnity",
+    "16": "HMO, Medicare risk",
+    "17": "dental maintenance organization",
+    "BL": "Blue Cross / Blue Shield",
+    "CH": "military health (TRICARE)",
+    "CI": "commercial insurance",
+    "HM": "health maintenance organization",
+    "MA": "Medicare part A",
+    "MB": "Medicare part B",
+    "MC": "Medicaid",
+    "OF": "other federal program",
+    "VA": "veterans affairs",
+    "WC": "workers' compensation",
+    "ZZ": "unknown",
+}
+# PWK02: how the documentation travels. AA (available on request) sends no control number.
+ATTACHMENT_TRANSMISSIONS: dict[str, str] = {
+    "EL": "electronically through an attachment service",
+    "FT": "by file transfer",
+    "BM": "by mail",
+    "FX": "by fax",
+    "EM": "by e-mail",
+    "AA": "kept on file, sent when the payer asks",
+}
+_PHOTO_CAPTURE_ONLY = frozenset({"D0703", "D0704"})
+_RADIOGRAPH_CAPTURE_ONLY = tuple(
+    code for code, known in CATALOGUE.items() if known.category == CAPTURE_ONLY and code not in _PHOTO_CAPTURE_ONLY
+)
+# PRODUCT.md issue 15: payers deny capture-only radiographs and the reading for missing documentation, so by default
+# the images go with every capture-only radiograph code and the signed report with D0391.
+DEFAULT_ATTACHMENTS: dict[str, str] = {**dict.fromkeys(_RADIOGRAPH_CAPTURE_ONLY, "RB"), "D0391": "DG"}
 
 
 class ProfileError(ValueError):
@@ -84,10 +138,18 @@ class PayerProfile:
     periapical_location: Severity = "warning"
     daily_caps: tuple[DailyCap, ...] = ()
     frequencies: tuple[Frequency, ...] = ()
+    # Code -> PWK report type of the documentation the payer wants with a line of that code.
+    attachments: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_ATTACHMENTS))
+    attachment_transmission: str = "EL"
+    claim_filing_indicator: str | None = None  # SBR09; None: guessed from the payer's name
     notes: str = ""
 
     def recognises(self, code: str) -> bool:
         return code not in self.unrecognised_codes
+
+    def attachment_for(self, code: str) -> str | None:
+        """The PWK report type this payer wants for a line of ``code``, or None when it wants nothing."""
+        return self.attachments.get(code)
 
 
 _TOP_KEYS = {
@@ -105,6 +167,9 @@ _TOP_KEYS = {
     "periapical_location",
     "daily_caps",
     "frequencies",
+    "attachments",
+    "attachment_transmission",
+    "claim_filing_indicator",
     "notes",
 }
 
@@ -199,6 +264,22 @@ def _frequencies(items: object) -> tuple[Frequency, ...]:
     return tuple(rules)
 
 
+def _attachments(data: object) -> dict[str, str]:
+    if data is None:
+        return dict(DEFAULT_ATTACHMENTS)
+    if not isinstance(data, dict):
+        raise ProfileError("attachments must be an object of CDT code -> PWK report type")
+    unknown = sorted(code for code in data if code not in CATALOGUE)
+    if unknown:
+        raise ProfileError(f"attachments names codes the catalogue does not know: {', '.join(unknown)}")
+    bad = sorted(code for code, kind in data.items() if kind not in ATTACHMENT_REPORT_TYPES)
+    if bad:
+        raise ProfileError(
+            f"attachments: the report type of {', '.join(bad)} must be one of {', '.join(ATTACHMENT_REPORT_TYPES)}"
+        )
+    return dict(sorted(data.items()))
+
+
 def parse_profile(data: dict[str, Any]) -> PayerProfile:
     """Build a profile from the decoded JSON of one file (after ``extends`` has been resolved)."""
     _only_keys(data, _TOP_KEYS, "profile")
@@ -226,6 +307,9 @@ def parse_profile(data: dict[str, Any]) -> PayerProfile:
         periapical_location=_choice(data, "periapical_location", ("warning", "hold"), "warning"),
         daily_caps=_caps(data.get("daily_caps", [])),
         frequencies=_frequencies(data.get("frequencies", [])),
+        attachments=_attachments(data.get("attachments")),
+        attachment_transmission=_choice(data, "attachment_transmission", tuple(ATTACHMENT_TRANSMISSIONS), "EL"),
+        claim_filing_indicator=_choice(data, "claim_filing_indicator", (*FILING_INDICATORS, None), None),
         notes=str(data.get("notes", "")),
     )
 

@@ -1,9 +1,12 @@
 """A structural check of an 837D (005010X224A2) interchange, reported as sentences a billing clerk can act on.
 
 No open-source validator knows the 837D (pyx12 maps only the 837P and 837I for 5010), so this checks what our
-exporter is responsible for: the envelope and its counts, the HL hierarchy, claim totals, service lines, tooth
-designations and provider identifiers (../shared/billing-rules.md §8.2 and §10 rules 18-23). It does not know
-every TR3 situational rule, and a payer's 999/277CA remains the final word.
+exporter is responsible for: the envelope and its counts, the HL hierarchy (parents, child flags, which levels hold
+claims), subscriber and dependant loops (SBR, PAT, names, demographics), claim totals, frequency and the payer's
+claim number, attachments (PWK), the claim note (NTE), service lines and their places, tooth designations and
+provider identifiers (docs/billing.md, "The 837D" and "Teeth, areas and surfaces"; docs/claims-lifecycle.md). It
+does not
+know every TR3 situational rule, and a payer's 999/277CA remains the final word.
 """
 
 from __future__ import annotations
@@ -25,6 +28,18 @@ _ISA_WIDTHS = (2, 10, 2, 10, 2, 15, 2, 15, 6, 4, 1, 5, 9, 1, 1, 1)
 _CDT = re.compile(r"D[0-9]{4}")
 _AMOUNT = re.compile(r"[0-9]+(\.[0-9]{1,2})?")
 _FREQUENCIES = ("1", "7", "8")
+_PLACE = re.compile(r"[0-9]{2}")
+_DATE = re.compile(r"(19|20)[0-9]{2}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])")
+# PWK01 report types and PWK02 transmission codes a dental claim uses (claims-lifecycle.md §3).
+_REPORT_TYPES = frozenset({"RB", "RR", "DG", "B4", "OZ", "P6", "DA", "EB", "OB"})
+_TRANSMISSIONS = frozenset({"AA", "BM", "EL", "EM", "FT", "FX"})
+_MAX_ATTACHMENTS = 10
+# Open Dental writes at most five claim notes; the 837D's own repeat count is not confirmed (claims-lifecycle.md §2).
+_MAX_NOTES = 5
+_NOTE_LENGTH = 80
+# PAT01 for a dependant: spouse, child, employee, unknown, life partner, other relationship.
+_PATIENT_RELATIONSHIPS = frozenset({"01", "19", "20", "21", "53", "G8"})
+_PAYER_SEQUENCES = frozenset("PSTABCDEFGHU")
 
 Segment = list[str]
 
@@ -37,6 +52,7 @@ class _Line:
     teeth: list[Segment] = field(default_factory=list)
     line_control_numbers: list[str] = field(default_factory=list)
     has_service_date: bool = False
+    paperwork: list[int] = field(default_factory=list)  # positions of PWK segments found inside the line
 
 
 @dataclass
@@ -44,9 +60,12 @@ class _Claim:
     segment: Segment
     position: int
     level: str
+    level_number: str = ""
     has_service_date: bool = False
     has_payer_claim_number: bool = False
     lines: list[_Line] = field(default_factory=list)
+    notes: list[tuple[int, Segment]] = field(default_factory=list)
+    paperwork: list[tuple[int, Segment]] = field(default_factory=list)
 
 
 @dataclass
@@ -60,6 +79,9 @@ class _Level:
     position: int
     segments: list[str] = field(default_factory=list)
     names: dict[str, list[Segment]] = field(default_factory=dict)
+    name_segments: dict[str, Segment] = field(default_factory=dict)
+    subscriber: Segment | None = None
+    patient: Segment | None = None
     subscriber_relationship: str | None = None
 
 
@@ -218,6 +240,7 @@ def _check_transaction(segments: list[Segment], start: int, component: str, repo
 
     levels, claims = _walk(segments, start, where, report)
     _check_hierarchy(levels, where, report)
+    _check_claim_holders(levels, claims, where, report)
     for claim in claims:
         _check_claim(claim, component, where, report)
     control_numbers = Counter(n for claim in claims for line in claim.lines for n in line.line_control_numbers)
@@ -264,7 +287,7 @@ def _walk(segments: list[Segment], start: int, where: str, report: _Report) -> t
         if tag == "CLM":
             if level is None or level.code not in ("22", "23"):
                 report.add(f"{where}: segment {position} (CLM) is not under a subscriber or patient HL")
-            claim = _Claim(segment, position, level.code if level else "")
+            claim = _Claim(segment, position, level.code if level else "", level.number if level else "")
             claims.append(claim)
             line = None
             continue
@@ -276,30 +299,40 @@ def _walk(segments: list[Segment], start: int, where: str, report: _Report) -> t
             claim.lines.append(line)
             continue
         if line is not None:
-            _attach_to_line(line, segment)
+            _attach_to_line(line, segment, position)
         elif claim is not None:
             if tag == "DTP" and _element(segment, 1) == "472":
                 claim.has_service_date = True
             elif tag == "REF" and _element(segment, 1) == "F8":
                 claim.has_payer_claim_number = True
+            elif tag == "NTE":
+                claim.notes.append((position, segment))
+            elif tag == "PWK":
+                claim.paperwork.append((position, segment))
             elif tag in ("SV3", "TOO"):
                 report.add(f"{where}: segment {position} ({tag}) is outside a service line (LX)")
         elif level is not None:
             level.segments.append(tag)
             if tag == "NM1":
                 level.names[_element(segment, 1)] = []
+                level.name_segments[_element(segment, 1)] = segment
             elif level.names:
                 list(level.names.values())[-1].append(segment)
             if tag == "SBR":
+                level.subscriber = segment
                 level.subscriber_relationship = _element(segment, 2)
+            elif tag == "PAT":
+                level.patient = segment
         elif tag in ("SV3", "TOO"):
             report.add(f"{where}: segment {position} ({tag}) is outside a service line (LX)")
     return levels, claims
 
 
-def _attach_to_line(line: _Line, segment: Segment) -> None:
+def _attach_to_line(line: _Line, segment: Segment, position: int) -> None:
     tag = segment[0]
-    if tag == "SV3":
+    if tag == "PWK":
+        line.paperwork.append(position)
+    elif tag == "SV3":
         line.services.append(segment)
     elif tag == "TOO":
         line.teeth.append(segment)
@@ -352,25 +385,50 @@ def _check_level_contents(level: _Level, has_children: bool, here: str, report: 
             if segment[0] == "N4" and not re.fullmatch(r"[0-9]{9}", _element(segment, 3)):
                 report.add(f"{here}: the billing provider's ZIP code must have 9 digits (ZIP+4)")
     elif level.code == "22":
-        if "SBR" not in level.segments:
-            report.add(f"{here}: the subscriber level needs an SBR segment")
-        for entity, name in (("IL", "subscriber"), ("PR", "payer")):
-            if entity not in level.names:
-                report.add(f"{here}: the {name} name (NM1*{entity}) is missing")
-        relationship = level.subscriber_relationship
-        if has_children and relationship:
-            report.add(f"{here}: SBR02 must be empty when the patient is a dependant (2000C follows)")
-        if not has_children and relationship != "18":
-            report.add(f"{here}: without a 2000C the subscriber is the patient, so SBR02 must be 18")
-        if not has_children:
-            _check_demographics(level.names.get("IL", []), "subscriber who is the patient", here, report)
+        _check_subscriber_level(level, has_children, here, report)
     elif level.code == "23":
-        if "PAT" not in level.segments:
+        if level.patient is None:
             report.add(f"{here}: the patient level needs a PAT segment")
-        if "QC" not in level.names:
+        elif _element(level.patient, 1) not in _PATIENT_RELATIONSHIPS:
+            report.add(
+                f"{here}: PAT01 {_element(level.patient, 1)!r} is not a relationship of a dependant to the subscriber "
+                f"({', '.join(sorted(_PATIENT_RELATIONSHIPS))})"
+            )
+        name = level.name_segments.get("QC")
+        if name is None:
             report.add(f"{here}: the patient name (NM1*QC) is missing")
         else:
+            if _element(name, 8) or _element(name, 9):
+                report.add(f"{here}: a dependant has no identifier of its own in NM1*QC (NM108/NM109 stay empty)")
             _check_demographics(level.names["QC"], "patient", here, report)
+
+
+def _check_subscriber_level(level: _Level, has_children: bool, here: str, report: _Report) -> None:
+    if level.subscriber is None:
+        report.add(f"{here}: the subscriber level needs an SBR segment")
+    else:
+        if _element(level.subscriber, 1) not in _PAYER_SEQUENCES:
+            report.add(f"{here}: SBR01 {_element(level.subscriber, 1)!r} is not a payer responsibility (P, S, T...)")
+        if not _element(level.subscriber, 9):
+            report.add(f"{here}: SBR09 (claim filing indicator) is missing")
+    for entity, name in (("IL", "subscriber"), ("PR", "payer")):
+        if entity not in level.names:
+            report.add(f"{here}: the {name} name (NM1*{entity}) is missing")
+    subscriber = level.name_segments.get("IL")
+    if subscriber is not None and (_element(subscriber, 8) != "MI" or not _element(subscriber, 9)):
+        report.add(f"{here}: the subscriber's member id goes in NM1*IL with qualifier MI (NM108/NM109)")
+    relationship = level.subscriber_relationship
+    if has_children and relationship:
+        report.add(f"{here}: SBR02 must be empty when the patient is a dependant (2000C follows)")
+    if not has_children and relationship != "18":
+        report.add(f"{here}: without a 2000C the subscriber is the patient, so SBR02 must be 18")
+    if not has_children:
+        _check_demographics(level.names.get("IL", []), "subscriber who is the patient", here, report)
+    else:
+        # Optional for a subscriber who is not the patient; when sent, it must be well formed.
+        for segment in level.names.get("IL", []):
+            if segment[0] == "DMG":
+                _check_dmg(segment, "subscriber", here, report)
 
 
 def _check_demographics(loop: list[Segment], who: str, here: str, report: _Report) -> None:
@@ -378,6 +436,35 @@ def _check_demographics(loop: list[Segment], who: str, here: str, report: _Repor
     for tag, what in (("N3", "street address"), ("N4", "city, state and ZIP"), ("DMG", "birth date and sex")):
         if tag not in tags:
             report.add(f"{here}: the {who} needs a {what} ({tag})")
+    for segment in loop:
+        if segment[0] == "DMG":
+            _check_dmg(segment, who, here, report)
+
+
+def _check_dmg(segment: Segment, who: str, here: str, report: _Report) -> None:
+    if _element(segment, 1) != "D8" or not _DATE.fullmatch(_element(segment, 2)):
+        report.add(f"{here}: the {who}'s birth date must be DMG*D8*CCYYMMDD")
+    if _element(segment, 3) not in ("F", "M", "U"):
+        report.add(f"{here}: the {who}'s sex (DMG03) must be F, M or U")
+
+
+def _check_claim_holders(levels: list[_Level], claims: list[_Claim], where: str, report: _Report) -> None:
+    """Claims hang from the lowest level: the patient's, which is the subscriber's own level when there is no 2000C.
+
+    Every billing provider level has subscribers below it, every lowest level holds at least one claim, and a
+    subscriber level with a dependant below holds none itself.
+    """
+    holding = Counter(claim.level_number for claim in claims)
+    parents = {level.parent for level in levels if level.parent}
+    for level in levels:
+        here = f"{where}: HL {level.number!r} (segment {level.position})"
+        has_children = level.number in parents
+        if level.code == "20" and not has_children:
+            report.add(f"{here}: the billing provider level has no subscriber level below it")
+        elif level.code == "22" and has_children and holding[level.number]:
+            report.add(f"{here}: a subscriber level with a dependant below it must not hold claims itself")
+        elif level.code in ("22", "23") and not has_children and not holding[level.number]:
+            report.add(f"{here}: the level holds no claim (CLM)")
 
 
 def _check_claim(claim: _Claim, component: str, where: str, report: _Report) -> None:
@@ -397,6 +484,10 @@ def _check_claim(claim: _Claim, component: str, where: str, report: _Report) -> 
             report.add(f"{here}: CLM05-3 {frequency!r} is not a dental claim frequency (1, 7 or 8)")
         elif frequency != "1" and not claim.has_payer_claim_number:
             report.add(f"{here}: a replacement or void (CLM05-3 {frequency}) needs the payer's claim number (REF*F8)")
+        elif frequency == "1" and claim.has_payer_claim_number:
+            report.add(f"{here}: an original claim (CLM05-3 1) carries no payer claim number (REF*F8)")
+    _check_notes(claim, here, report)
+    _check_paperwork(claim, here, report)
     if not claim.lines:
         report.add(f"{here}: the claim has no service lines")
     total = _amount(_element(claim.segment, 2))
@@ -404,8 +495,9 @@ def _check_claim(claim: _Claim, component: str, where: str, report: _Report) -> 
         report.add(f"{here}: CLM02 {_element(claim.segment, 2)!r} is not an amount")
     line_sum = Decimal("0")
     sum_known = True
+    claim_place = facility[0] if len(facility) == 3 else ""
     for index, line in enumerate(claim.lines, start=1):
-        charge = _check_line(line, index, component, here, report)
+        charge = _check_line(line, index, component, claim_place, here, report)
         if charge is None:
             sum_known = False
         else:
@@ -419,11 +511,49 @@ def _check_claim(claim: _Claim, component: str, where: str, report: _Report) -> 
         report.add(f"{here}: a service date (DTP*472) is needed on the claim or on every line")
 
 
-def _check_line(line: _Line, index: int, component: str, claim_here: str, report: _Report) -> Decimal | None:
+def _check_notes(claim: _Claim, here: str, report: _Report) -> None:
+    if len(claim.notes) > _MAX_NOTES:
+        report.add(f"{here}: {len(claim.notes)} claim notes (NTE); send at most {_MAX_NOTES}")
+    for position, note in claim.notes:
+        if _element(note, 1) != "ADD":
+            report.add(f"{here}: the claim note (segment {position}) must be NTE*ADD, the dental claim's remarks")
+        text = _element(note, 2)
+        if not 1 <= len(text) <= _NOTE_LENGTH:
+            report.add(
+                f"{here}: the claim note (segment {position}) is {len(text)} characters; NTE02 holds 1 to "
+                f"{_NOTE_LENGTH}"
+            )
+        if any(not (ch.isascii() and ch.isprintable()) for ch in text):
+            report.add(f"{here}: the claim note (segment {position}) holds characters X12 cannot carry")
+
+
+def _check_paperwork(claim: _Claim, here: str, report: _Report) -> None:
+    if len(claim.paperwork) > _MAX_ATTACHMENTS:
+        report.add(f"{here}: {len(claim.paperwork)} PWK segments; a claim carries at most {_MAX_ATTACHMENTS}")
+    for position, pwk in claim.paperwork:
+        what = f"{here}: PWK (segment {position})"
+        if _element(pwk, 1) not in _REPORT_TYPES:
+            report.add(f"{what}: PWK01 {_element(pwk, 1)!r} is not a dental attachment report type")
+        transmission = _element(pwk, 2)
+        control = _element(pwk, 6)
+        if transmission not in _TRANSMISSIONS:
+            report.add(f"{what}: PWK02 {transmission!r} is not an attachment transmission code")
+        elif transmission == "AA":
+            if _element(pwk, 5) or control:
+                report.add(f"{what}: documentation available on request (AA) carries no control number")
+        elif _element(pwk, 5) != "AC" or not 2 <= len(control) <= 80:
+            report.add(f"{what}: an attachment that is sent needs its control number as PWK05 AC and PWK06 (2-80)")
+
+
+def _check_line(
+    line: _Line, index: int, component: str, claim_place: str, claim_here: str, report: _Report
+) -> Decimal | None:
     """Check one 2400 loop and return its SV302 charge (None when unreadable)."""
     here = f"{claim_here}, line {line.number!r} (segment {line.position})"
     if line.number != str(index):
         report.add(f"{here}: LX should be {index}; service lines are numbered 1 to n")
+    for position in line.paperwork:
+        report.add(f"{here}: PWK (segment {position}) belongs to the claim (2300); an 837D line has no PWK")
     if len(line.services) != 1:
         report.add(f"{here}: a service line needs exactly one SV3, found {len(line.services)}")
         return None
@@ -436,6 +566,11 @@ def _check_line(line: _Line, index: int, component: str, claim_here: str, report
     charge = _amount(_element(service, 2))
     if charge is None:
         report.add(f"{here}: SV302 {_element(service, 2)!r} is not an amount")
+    place = _element(service, 3)
+    if place and not _PLACE.fullmatch(place):
+        report.add(f"{here}: SV303 {place!r} is not a two-digit place of service code")
+    elif place and place == claim_place:
+        report.add(f"{here}: SV303 repeats the claim's place of service; send it only where the line's differs")
     quantity = _element(service, 6)
     if quantity and not re.fullmatch(r"[0-9]+", quantity):
         report.add(f"{here}: SV306 {quantity!r} is not a whole number of procedures")

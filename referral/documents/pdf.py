@@ -75,3 +75,12 @@ def to_pdf(html: str) -> bytes:
     # No base_url: a relative reference then has nothing to resolve against either.
     pdf: bytes = html_class(string=html, url_fetcher=data_only_fetcher()).write_pdf()
     return pdf
+
+
+def to_pdf_pages(documents: list[str]) -> bytes:
+    """Several HTML documents laid out one after another into one PDF, each keeping its own page layout."""
+    html_class, _ = _weasyprint()
+    rendered = [html_class(string=html, url_fetcher=data_only_fetcher()).render() for html in documents]
+    pages = [page for document in rendered for page in document.pages]
+    pdf: bytes = rendered[0].copy(pages).write_pdf()
+    return pdf

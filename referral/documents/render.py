@@ -34,7 +34,7 @@ _environment = Environment(
     lstrip_blocks=True,
 )
 
-_KIND_LABELS = {
+KIND_LABELS = {
     ImageKind.PERIAPICAL: "Periapical radiograph",
     ImageKind.BITEWING: "Bitewing radiograph",
     ImageKind.OCCLUSAL: "Occlusal radiograph",
@@ -83,7 +83,7 @@ def _date(value: date) -> str:
     return value.isoformat()
 
 
-def _site(teeth: list[str], area: str | None) -> str:
+def site_label(teeth: list[str], area: str | None) -> str:
     parts = []
     if teeth:
         label = "Tooth" if len(teeth) == 1 else "Teeth"
@@ -185,8 +185,8 @@ def render_capture_note(session: Session, store: Storage, referral: Referral) ->
             "captured_at": utc_time(image.captured_at),
             "captured_by": captured_by.display_name if captured_by else "not recorded",
             "operator": _person_name((image.dicom or {}).get("operators_name")),
-            "kind": _KIND_LABELS.get(image.kind, image.kind.value),
-            "site": _site(image.teeth, image.area),
+            "kind": KIND_LABELS.get(image.kind, image.kind.value),
+            "site": site_label(image.teeth, image.area),
             "reason": image.reason,
             "exposure": _exposure(image),
             "retake": retake,
@@ -202,7 +202,7 @@ def render_capture_note(session: Session, store: Storage, referral: Referral) ->
         "practice": _practice(session.get(Organization, referral.organization_id)),
         "patient": _patient(referral),
         "referral": {"id": str(referral.id), "reason": referral.reason,
-                     "teeth": _site(referral.teeth, None), "status": referral.status.value},
+                     "teeth": site_label(referral.teeth, None), "status": referral.status.value},
         "referring": _provider(session, referral.referring_provider_id),
         "images": rows,
         "reader": reader,
@@ -240,6 +240,21 @@ def preview_data_uri(store: Storage, image: Any) -> str | None:
     return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
 
 
+_QUESTION_WORDS = {"diagnosis": "a diagnosis", "treatment_plan": "a treatment plan", "restorability": "restorability"}
+_DECIDER_WORDS = {"referring_dentist": "the referring dentist decides restorability, with the reader's advice",
+                  "reader": "the reader decides restorability"}
+
+
+def _question(referral: Referral) -> str | None:
+    """What the referring dentist asked, in words (None when the referral asked nothing in particular)."""
+    asks = [_QUESTION_WORDS.get(ask, ask.replace("_", " ")) for ask in (referral.questions or [])]
+    if not asks:
+        return None
+    text = "Asked for " + (", ".join(asks[:-1]) + " and " + asks[-1] if len(asks) > 1 else asks[0])
+    decider = _DECIDER_WORDS.get(referral.restorability_decided_by or "")
+    return f"{text}; {decider}." if decider else f"{text}."
+
+
 def signed_report(referral: Referral) -> Report:
     report = referral.interpretation
     if report is None or report.status != ReportStatus.SIGNED:
@@ -247,8 +262,10 @@ def signed_report(referral: Referral) -> Report:
     return report
 
 
-def render_report(session: Session, store: Storage, referral: Referral, *, include_previews: bool = True) -> str:
-    """The reader's signed interpretation. ``include_previews`` is off for people who may not see pictures."""
+def render_report(session: Session, store: Storage, referral: Referral, *, include_previews: bool = True,
+                  withheld_note: str = "Preview not included for your role.") -> str:
+    """The reader's signed interpretation. ``include_previews`` is off for people who may not see pictures, and
+    ``withheld_note`` then says why each picture is missing."""
     report = signed_report(referral)
     findings = {finding["image_id"]: finding for finding in report.findings}
     rows = []
@@ -257,17 +274,19 @@ def render_report(session: Session, store: Storage, referral: Referral, *, inclu
         rows.append({
             "number": number,
             "id": str(image.id),
-            "kind": _KIND_LABELS.get(image.kind, image.kind.value),
-            "site": _site(image.teeth, image.area),
+            "kind": KIND_LABELS.get(image.kind, image.kind.value),
+            "site": site_label(image.teeth, image.area),
             "captured_at": utc_time(image.captured_at),
             # A deleted image's preview is gone with its other objects.
             "preview": preview_data_uri(store, image) if include_previews and not image.is_deleted else None,
             "previews_withheld": not include_previews,
+            "withheld_note": withheld_note,
+            # Only what the reader wrote: a field left empty is left out, not printed as missing.
             "findings": None if finding is None else [
-                (label, finding.get(key) or "not recorded") for key, label in FINDING_LABELS
+                (label, finding[key]) for key, label in FINDING_LABELS if finding.get(key)
             ],
-            "quality": None if finding is None else _QUALITY_LABELS.get(
-                finding.get("diagnostic_quality") or "", finding.get("diagnostic_quality") or "not recorded"),
+            "quality": None if finding is None or not finding.get("diagnostic_quality") else _QUALITY_LABELS.get(
+                finding["diagnostic_quality"], finding["diagnostic_quality"]),
         })
     reader = _provider(session, report.reader_provider_id)
     addenda = []
@@ -278,13 +297,15 @@ def render_report(session: Session, store: Storage, referral: Referral, *, inclu
                         "sha256": addendum.content_sha256})
     context = {
         "patient": _patient(referral),
-        "referral": {"id": str(referral.id), "reason": referral.reason, "teeth": _site(referral.teeth, None)},
+        "referral": {"id": str(referral.id), "reason": referral.reason, "teeth": site_label(referral.teeth, None)},
         "referring_practice": _practice(session.get(Organization, referral.organization_id)),
         "referring": _provider(session, referral.referring_provider_id),
         "reader": reader,
         "images": rows,
-        "impression": report.impression or "not recorded",
-        "recommendation": report.recommendation or "none",
+        "impression": report.impression or None,
+        "recommendation": report.recommendation or None,
+        "question": _question(referral),
+        "answer": report.answer or None,
         "evaluation_performed": "Yes" if report.evaluation_performed else "No",
         "signature": {"at": utc_time(report.signed_at, seconds=True), "sha256": report.content_sha256 or ""},
         "addenda": addenda,

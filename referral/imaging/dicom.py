@@ -18,32 +18,42 @@ not thread-safe; the values we need are simple enough to decode directly.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import struct
+import tempfile
+import unicodedata
+import zlib
+from collections.abc import Iterator
+from collections.abc import Sequence as CollectionsSequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any, BinaryIO
 
 import pydicom
-from pydicom.charset import python_encoding
+from pydicom.charset import convert_encodings, decode_bytes
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
-from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, VR
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, VR, PersonName
 
-from referral.dental import universal_from_fdi, universal_from_snomed, universal_from_snomed_rt
+from referral.dental import universal_from_code
 from referral.imaging import DamagedImage, UnsupportedImageType
+from referral.imaging.quiet import quietly
 
 __all__ = [
     "MAX_ELEMENTS",
     "MAX_FRAGMENTS",
+    "MAX_INFLATED_BYTES",
     "MAX_NESTED_VALUE_BYTES",
     "MAX_SEQUENCE_DEPTH",
     "MAX_TEXT_LENGTH",
     "DicomInfo",
     "PixelDataLocation",
+    "name_groups",
+    "pixel_source",
     "read_dicom",
 ]
 
@@ -58,6 +68,10 @@ MAX_FRAGMENTS = 100_000
 # bulk over many items does not get round it.
 MAX_NESTED_VALUE_BYTES = 16 * 1024 * 1024
 MAX_TEXT_LENGTH = 256
+# A deflated file is inflated to a temporary file before it is read; a deflate bomb stops here. The largest
+# image accepted (MAX_PIXELS of 16-bit grey, or of 8-bit colour) fits well inside.
+MAX_INFLATED_BYTES = 512 * 1024 * 1024
+_INFLATE_CHUNK = 256 * 1024
 
 # Values larger than this are left on disk by pydicom and treated as absent:
 # nothing we extract is legitimately anywhere near this size.
@@ -88,9 +102,13 @@ _LONG_LENGTH_VRS = frozenset(str(vr).encode("ascii") for vr in EXPLICIT_VR_LENGT
 # by seeking.
 _SPECIFIC_CHARACTER_SET = 0x00080005
 _SOP_CLASS_UID = 0x00080016
+_SOP_INSTANCE_UID = 0x00080018
 _ACQUISITION_DATE = 0x00080022
 _ACQUISITION_DATETIME = 0x0008002A
 _ACQUISITION_TIME = 0x00080032
+_CONTENT_DATE = 0x00080023
+_CONTENT_TIME = 0x00080033
+_ACCESSION_NUMBER = 0x00080050
 _MODALITY = 0x00080060
 _PRESENTATION_INTENT = 0x00080068
 _CODE_VALUE = 0x00080100
@@ -111,6 +129,10 @@ _EXPOSURE_UAS = 0x00181153
 _EXPOSURE_TIME_MS = 0x00189328
 _TUBE_CURRENT_MA = 0x00189330
 _EXPOSURE_MAS = 0x00189332
+_STUDY_INSTANCE_UID = 0x0020000D
+_SERIES_INSTANCE_UID = 0x0020000E
+_SERIES_NUMBER = 0x00200011
+_INSTANCE_NUMBER = 0x00200013
 _LATERALITY = 0x00200060
 _IMAGE_LATERALITY = 0x00200062
 _SAMPLES_PER_PIXEL = 0x00280002
@@ -130,9 +152,17 @@ _RESCALE_SLOPE = 0x00281053
 _WANTED_TAGS = [
     _SPECIFIC_CHARACTER_SET,
     _SOP_CLASS_UID,
+    _SOP_INSTANCE_UID,
+    _ACCESSION_NUMBER,
+    _STUDY_INSTANCE_UID,
+    _SERIES_INSTANCE_UID,
+    _SERIES_NUMBER,
+    _INSTANCE_NUMBER,
     _ACQUISITION_DATE,
     _ACQUISITION_DATETIME,
     _ACQUISITION_TIME,
+    _CONTENT_DATE,
+    _CONTENT_TIME,
     _MODALITY,
     _PRESENTATION_INTENT,
     _TIMEZONE_OFFSET,
@@ -223,6 +253,8 @@ class PixelDataLocation:
     value_offset: int
     length: int | None
     little_endian: bool
+    # OB or OW as written (None in implicit VR files): big endian OW holding 8-bit samples is byte-swapped.
+    vr: str | None = None
 
 
 @dataclass
@@ -236,8 +268,20 @@ class DicomInfo:
     modality: str | None = None
     sop_class_uid: str | None = None
     transfer_syntax_uid: str | None = None
+    # The file's DICOM identity, kept so that exports and viewers name the same study, series and instance.
+    study_instance_uid: str | None = None
+    series_instance_uid: str | None = None
+    sop_instance_uid: str | None = None
+    accession_number: str | None = None
+    series_number: int | None = None
+    instance_number: int | None = None
     presentation_intent: str | None = None
     acquisition_datetime: datetime | None = None
+    # Whether the file said the offset of acquisition_datetime (in the value or as Timezone Offset From UTC);
+    # when it did not, the value above is the wall time as written, labelled UTC.
+    acquisition_offset_stated: bool = False
+    # Whether the file gave a time of day, not only a date (a date alone is no capture time).
+    acquisition_time_stated: bool = False
     kvp: float | None = None
     exposure_time_ms: float | None = None
     tube_current_ma: float | None = None
@@ -320,6 +364,7 @@ class _PixelElement:
     offset: int  # start of the element header
     value_offset: int
     length: int  # _UNDEFINED for encapsulated data
+    vr: str | None = None
 
 
 @dataclass
@@ -353,6 +398,8 @@ class _Scanner:
         self.elements = 0
         self.nested_bytes = 0
         self.endian = "<"
+        self.meta_end = _PREAMBLE + len(_MAGIC)
+        self.transfer_syntax_value: tuple[int, int] | None = None
 
     def read(self, count: int) -> bytes:
         data = self.fp.read(count)
@@ -385,10 +432,8 @@ class _Scanner:
             )
         transfer_syntax = self.scan_file_meta()
         if transfer_syntax == _DEFLATED_LE:
-            raise UnsupportedImageType(
-                "deflate-compressed DICOM files are not accepted; "
-                "export the image uncompressed or with JPEG compression"
-            )
+            # Callers hand the scanner the inflated twin (see pixel_source), never the deflated file.
+            raise _refuse("the deflated DICOM file could not be inflated")
         little_endian = transfer_syntax != _EXPLICIT_BE
         self.endian = "<" if little_endian else ">"
         pixels = self.scan_dataset(assumed_implicit=transfer_syntax in (None, _IMPLICIT_LE))
@@ -402,6 +447,7 @@ class _Scanner:
             header = self.fp.read(8)
             if len(header) < 8 or struct.unpack("<H", header[:2])[0] != 0x0002:
                 self.fp.seek(start)
+                self.meta_end = start
                 return transfer_syntax
             self.count()
             group, element, vr, length = struct.unpack("<HH2sH", header)
@@ -415,6 +461,7 @@ class _Scanner:
                 raise _refuse("the DICOM file meta information is damaged")
             value_offset = self.fp.tell()
             if (group, element) == (0x0002, 0x0010):
+                self.transfer_syntax_value = (value_offset, length)
                 raw = self.read(length)
                 transfer_syntax = raw.decode("ascii", errors="replace").strip("\x00 ")
             self.skip_to(value_offset + length)
@@ -491,7 +538,8 @@ class _Scanner:
                     "upload a radiograph or photograph"
                 )
             if frame.top_level and tag == _PIXEL_DATA:
-                return _PixelElement(offset=position, value_offset=value_offset, length=length)
+                return _PixelElement(offset=position, value_offset=value_offset, length=length,
+                                     vr=vr.decode("ascii") if vr in (b"OB", b"OW") else None)
 
             if length == _UNDEFINED:
                 if tag == _PIXEL_DATA:
@@ -610,15 +658,37 @@ def _vr_of(elem: RawDataElement | DataElement) -> str | None:
     return str(vr)
 
 
-def _codec(charset: list[str]) -> str:
-    # With code extensions (several terms) the last one names the repertoire
-    # actually switched to; Python's ISO 2022 codecs follow the escapes.
-    # Unknown or default repertoires decode as Latin-1, which never fails.
-    for term in reversed(charset):
-        codec = python_encoding.get(term.strip())
-        if codec and term.strip() not in ("", "ISO_IR 6", "ISO 2022 IR 6"):
-            return codec
-    return "latin_1"
+# Backslash separates values; the others end lines in text values. Escape sequences switch character set
+# only until one of these (PS3.5 6.1.2.5.3), so pydicom needs to know them.
+_TEXT_DELIMITERS = {0x5C, 0x0D, 0x0A, 0x09, 0x0C}
+_DEFAULT_ENCODINGS = ["iso8859"]
+
+
+def _encodings(ds: Dataset) -> list[str]:
+    """Python codecs for the Specific Character Set terms, in order, as pydicom switches between them."""
+    elem = _element(ds, _SPECIFIC_CHARACTER_SET)
+    value = elem.value if elem is not None else None
+    if isinstance(value, bytes):
+        value = value.decode("ascii", errors="replace")
+    if isinstance(value, str):
+        value = value.split("\\")
+    if not isinstance(value, CollectionsSequence) or not all(isinstance(term, str) for term in value):
+        # pydicom decodes this element itself as it reads (it needs it for the others): a list by now.
+        return list(_DEFAULT_ENCODINGS)
+    terms = [str(term).strip(" \x00") for term in value]
+    try:
+        # Unknown terms fall back to the default repertoire, with a warning that is of no use here.
+        return list(quietly(convert_encodings, terms))
+    except Exception:
+        return list(_DEFAULT_ENCODINGS)
+
+
+def _decode_text(raw: bytes, encodings: list[str], vr: str | None) -> str:
+    if vr == "PN":
+        # Alphabetic, ideographic and phonetic groups may each use their own escapes.
+        name = PersonName(raw, encodings=encodings)
+        return "=".join(quietly(lambda: name.components))
+    return str(quietly(decode_bytes, raw, encodings, _TEXT_DELIMITERS))
 
 
 def _clean(text: str) -> str | None:
@@ -626,15 +696,15 @@ def _clean(text: str) -> str | None:
     return text[:MAX_TEXT_LENGTH] or None
 
 
-def _text(ds: Dataset, tag: int, codec: str, *, first_value: bool = False) -> str | None:
+def _text(ds: Dataset, tag: int, encodings: list[str], *, first_value: bool = False) -> str | None:
     elem = _element(ds, tag)
     if elem is None:
         return None
     value = elem.value
     if isinstance(value, bytes):
         try:
-            text = value.decode(codec, errors="replace")
-        except LookupError:
+            text = _decode_text(value, encodings, _vr_of(elem))
+        except Exception:
             text = value.decode("latin_1")
     elif isinstance(value, str):
         text = value
@@ -642,7 +712,67 @@ def _text(ds: Dataset, tag: int, codec: str, *, first_value: bool = False) -> st
         return None
     if first_value:
         text = text.split("\\", 1)[0]
+    if _vr_of(elem) == "PN":
+        # Trailing empty component groups say nothing.
+        text = text.rstrip("= \x00")
     return _clean(text)
+
+
+_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
+_ASCII = ["ascii"]
+
+
+def _uid(ds: Dataset, tag: int) -> str | None:
+    """A UID exactly as DICOM defines them (digits and dots, at most 64 characters); anything else is absent."""
+    value = _text(ds, tag, _ASCII)
+    return value if value is not None and len(value) <= 64 and _UID.fullmatch(value) else None
+
+
+def name_groups(patient_name: str | None) -> list[tuple[str | None, str | None]]:
+    """(family, given) of each component group of a Person Name: alphabetic, ideographic, phonetic.
+
+    Groups left empty are left out, so a name written only in ideographs gives one pair."""
+    if not patient_name:
+        return []
+    groups = []
+    for group in patient_name.split("="):
+        parts = group.split("^")
+        family = _clean(parts[0])
+        given = _clean(parts[1]) if len(parts) > 1 else None
+        if family or given:
+            groups.append((family, given))
+    return groups
+
+
+def _name_key(value: str) -> str:
+    return "".join(ch for ch in unicodedata.normalize("NFKD", value).casefold() if ch.isalnum())
+
+
+def reading_order(person_name: str | None) -> str | None:
+    """A Person Name (family^given^middle^prefix^suffix, then optional ideographic forms after "=") as a person
+    writes it: ``Ann Smith``."""
+    if not person_name:
+        return None
+    family, given, middle, prefix, suffix = (person_name.split("=")[0].split("^") + [""] * 5)[:5]
+    return " ".join(part.strip() for part in (prefix, given, middle, family, suffix) if part.strip()) or None
+
+
+def names_person(person_name: str | None, first_name: str, last_name: str) -> bool:
+    """Whether a Person Name may name this person: some form of it has their family name and, when it gives
+    one, a given name that agrees (``Ann`` and ``Anne`` do, ``Ann`` and ``Sam`` do not). A name written as
+    free text (``Ann Smith``, ``SMITH ANN``) matches when it holds the family name as a word."""
+    last, first = _name_key(last_name), _name_key(first_name)
+    for family, given in name_groups(person_name):
+        if given is None and family is not None and " " in family.strip():
+            if last in {_name_key(word) for word in family.split()}:
+                return True
+            continue
+        if _name_key(family or "") != last:
+            continue
+        given_key = _name_key((given or "").split(" ")[0])
+        if not given_key or given_key.startswith(first) or first.startswith(given_key):
+            return True
+    return False
 
 
 _BINARY_FORMATS = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "d"}
@@ -735,13 +865,20 @@ def _combine(
         return None
 
 
-def _acquisition_datetime(ds: Dataset, codec: str) -> datetime | None:
-    # A timestamp without an explicit offset is interpreted in the instance's
-    # Timezone Offset From UTC when present, otherwise as UTC: modalities
-    # rarely record a zone, and a fixed, documented assumption beats guessing
-    # the server's local zone. The stored value is therefore always aware.
-    default_tz = _parse_offset(_text(ds, _TIMEZONE_OFFSET, codec)) or UTC
-    text = _text(ds, _ACQUISITION_DATETIME, codec, first_value=True)
+@dataclass(frozen=True)
+class _Moment:
+    value: datetime
+    offset_stated: bool
+    time_stated: bool
+
+
+def _moment(ds: Dataset, codec: list[str], datetime_tag: int | None, date_tag: int, time_tag: int) -> _Moment | None:
+    # A timestamp without an explicit offset is interpreted in the instance's Timezone Offset From UTC when
+    # present, otherwise labelled UTC: the parser does not know where the image was taken, so the caller (who
+    # knows the practice's zone) reads the wall time in that zone when ``offset_stated`` is false.
+    file_tz = _parse_offset(_text(ds, _TIMEZONE_OFFSET, codec))
+    default_tz = file_tz or UTC
+    text = _text(ds, datetime_tag, codec, first_value=True) if datetime_tag is not None else None
     match = _DATETIME.fullmatch(text or "")
     if match:
         year, month, day_, hour, minute, second, fraction, offset = match.groups()
@@ -751,16 +888,31 @@ def _acquisition_datetime(ds: Dataset, codec: str) -> datetime | None:
             day = None
         tz = _parse_offset(offset) if offset else default_tz
         if day is not None and tz is not None:
-            return _combine(day, hour, minute, second, fraction, tz)
-    day = _parse_date(_text(ds, _ACQUISITION_DATE, codec, first_value=True))
+            value = _combine(day, hour, minute, second, fraction, tz)
+            if value is not None:
+                return _Moment(value, bool(offset) or file_tz is not None, hour is not None)
+    day = _parse_date(_text(ds, date_tag, codec, first_value=True))
     if day is None:
         return None
-    time_text = (_text(ds, _ACQUISITION_TIME, codec, first_value=True) or "").replace(":", "")
+    time_text = (_text(ds, time_tag, codec, first_value=True) or "").replace(":", "")
     time_match = _TIME.fullmatch(time_text)
     if not time_match:
-        return _combine(day, None, None, None, None, default_tz)
+        value = _combine(day, None, None, None, None, default_tz)
+        return _Moment(value, file_tz is not None, False) if value is not None else None
     hour, minute, second, fraction = time_match.groups()
-    return _combine(day, hour, minute, second, fraction, default_tz)
+    value = _combine(day, hour, minute, second, fraction, default_tz)
+    return _Moment(value, file_tz is not None, True) if value is not None else None
+
+
+def _acquisition_moment(ds: Dataset, codec: list[str]) -> _Moment | None:
+    """When the image was taken: its acquisition date and time, or else its content (image) date and time."""
+    acquired = _moment(ds, codec, _ACQUISITION_DATETIME, _ACQUISITION_DATE, _ACQUISITION_TIME)
+    if acquired is not None and acquired.time_stated:
+        return acquired
+    content = _moment(ds, codec, None, _CONTENT_DATE, _CONTENT_TIME)
+    if content is not None and content.time_stated:
+        return content
+    return acquired or content
 
 
 def _sequence_items(ds: Dataset, tag: int) -> list[Dataset]:
@@ -777,25 +929,15 @@ def _sequence_items(ds: Dataset, tag: int) -> list[Dataset]:
     return [item for item in value if isinstance(item, Dataset)]
 
 
-def _tooth_from_code(item: Dataset, codec: str) -> str | None:
+def _tooth_from_code(item: Dataset, codec: list[str]) -> str | None:
     value = _text(item, _CODE_VALUE, codec)
-    scheme = (_text(item, _CODING_SCHEME, codec) or "").upper()
+    scheme = _text(item, _CODING_SCHEME, codec) or ""
     if not value:
         return None
-    if scheme == "SCT":
-        return universal_from_snomed(value)
-    if scheme == "SRT":
-        # Some writers label current SNOMED CT ids with the retired designator.
-        return universal_from_snomed_rt(value) or universal_from_snomed(value)
-    if "ISO" in scheme or "3950" in scheme:
-        try:
-            return universal_from_fdi(value)
-        except ValueError:
-            return None
-    return None
+    return universal_from_code(value, scheme)
 
 
-def _teeth(ds: Dataset, codec: str) -> list[str]:
+def _teeth(ds: Dataset, codec: list[str]) -> list[str]:
     items = _sequence_items(ds, _PRIMARY_ANATOMIC_STRUCTURE_SEQUENCE)
     # Some writers nest the structures inside the anatomic region item.
     for region in _sequence_items(ds, _ANATOMIC_REGION_SEQUENCE):
@@ -819,13 +961,9 @@ def _exposure_mas(ds: Dataset) -> float | None:
 
 
 def _name_parts(name: str | None) -> tuple[str | None, str | None]:
-    if not name:
-        return None, None
-    # Only the alphabetic component group; ideographic/phonetic follow "=".
-    parts = name.split("=", 1)[0].split("^")
-    family = _clean(parts[0])
-    given = _clean(parts[1]) if len(parts) > 1 else None
-    return family, given
+    # The first group written, usually the alphabetic one; matching looks at every group (name_groups).
+    groups = name_groups(name)
+    return groups[0] if groups else (None, None)
 
 
 def _first_or_none(*values: float | None) -> float | None:
@@ -833,20 +971,32 @@ def _first_or_none(*values: float | None) -> float | None:
 
 
 def _extract(ds: Dataset, transfer_syntax: str | None) -> DicomInfo:
-    charset_text = _text(ds, _SPECIFIC_CHARACTER_SET, "ascii") or ""
-    codec = _codec(charset_text.split("\\"))
+    codec = _encodings(ds)
     patient_name = _text(ds, _PATIENT_NAME, codec)
     family, given = _name_parts(patient_name)
     regions = _sequence_items(ds, _ANATOMIC_REGION_SEQUENCE)
-    sop_class = _text(ds, _SOP_CLASS_UID, "ascii")
-    if sop_class is None and getattr(ds, "file_meta", None) is not None:
-        sop_class = _text(ds.file_meta, 0x00020002, "ascii")
+    meta = getattr(ds, "file_meta", None)
+    sop_class = _uid(ds, _SOP_CLASS_UID)
+    if sop_class is None and meta is not None:
+        sop_class = _uid(meta, 0x00020002)
+    sop_instance = _uid(ds, _SOP_INSTANCE_UID)
+    if sop_instance is None and meta is not None:
+        sop_instance = _uid(meta, 0x00020003)
+    moment = _acquisition_moment(ds, codec)
     return DicomInfo(
         modality=_text(ds, _MODALITY, codec, first_value=True),
         sop_class_uid=sop_class,
         transfer_syntax_uid=transfer_syntax,
+        study_instance_uid=_uid(ds, _STUDY_INSTANCE_UID),
+        series_instance_uid=_uid(ds, _SERIES_INSTANCE_UID),
+        sop_instance_uid=sop_instance,
+        accession_number=_text(ds, _ACCESSION_NUMBER, codec),
+        series_number=_integer(ds, _SERIES_NUMBER),
+        instance_number=_integer(ds, _INSTANCE_NUMBER),
         presentation_intent=_text(ds, _PRESENTATION_INTENT, codec, first_value=True),
-        acquisition_datetime=_acquisition_datetime(ds, codec),
+        acquisition_datetime=moment.value if moment else None,
+        acquisition_offset_stated=moment.offset_stated if moment else False,
+        acquisition_time_stated=moment.time_stated if moment else False,
         kvp=_number(ds, _KVP),
         exposure_time_ms=_first_or_none(_number(ds, _EXPOSURE_TIME_MS), _number(ds, _EXPOSURE_TIME)),
         tube_current_ma=_first_or_none(_number(ds, _TUBE_CURRENT_MA), _number(ds, _TUBE_CURRENT)),
@@ -903,12 +1053,103 @@ def _check_pixels(scanner: _Scanner, layout: _Layout, info: DicomInfo) -> None:
     if pixels.length == 0:
         raise DamagedImage("the DICOM file has no pixel data; upload the image itself, not a report")
     samples = info.samples_per_pixel or 1
+    if (info.photometric or "").upper() == "YBR_FULL_422" and samples == 3:
+        # Two luminance samples share one pair of chrominance samples (PS3.3 C.7.6.3.1.2).
+        samples = 2
     frames = max(info.number_of_frames or 1, 1)
     bits = info.bits_allocated or 16
     pixel_count = info.rows * info.columns * samples * frames
     expected = math.ceil(pixel_count / 8) if bits == 1 else pixel_count * math.ceil(bits / 8)
     if pixels.length < expected:
         raise _refuse("the DICOM pixel data is shorter than the image dimensions require")
+
+
+@dataclass(frozen=True)
+class _Source:
+    """The bytes of a DICOM file as its dataset is read: the upload itself, or its inflated twin."""
+
+    fp: BinaryIO
+    size: int
+    deflated: bool
+
+
+def _inflate(fp: BinaryIO, size: int, scanner: _Scanner, twin: BinaryIO) -> int:
+    """Write ``fp`` to ``twin`` as the Explicit VR Little Endian file it encodes; return the twin's size.
+
+    The file meta is copied with its transfer syntax value overwritten in place (same length, NUL padded),
+    so its group length stays right; the rest is the raw deflate stream, inflated in bounded steps.
+    """
+    if scanner.transfer_syntax_value is None:
+        raise _refuse("the DICOM file meta information is damaged")
+    offset, length = scanner.transfer_syntax_value
+    fp.seek(0)
+    meta = bytearray(fp.read(scanner.meta_end))
+    meta[offset : offset + length] = _EXPLICIT_LE.encode("ascii").ljust(length, b"\x00")
+    twin.write(meta)
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    total = len(meta)
+    fp.seek(scanner.meta_end)
+    remaining = size - scanner.meta_end
+    pending = b""
+    while True:
+        if not pending:
+            if remaining <= 0:
+                break
+            pending = fp.read(min(_INFLATE_CHUNK, remaining))
+            if not pending:
+                break
+            remaining -= len(pending)
+        try:
+            out = inflater.decompress(pending, _INFLATE_CHUNK)
+        except zlib.error:
+            raise _refuse("the deflated DICOM data is damaged") from None
+        pending = inflater.unconsumed_tail
+        total += len(out)
+        if total > MAX_INFLATED_BYTES:
+            raise _refuse(f"the deflated DICOM file expands to more than {MAX_INFLATED_BYTES // 2**20} MiB")
+        twin.write(out)
+        if inflater.eof:
+            break
+    if not inflater.eof:
+        raise _refuse("the deflated DICOM data is truncated")
+    twin.flush()
+    twin.seek(0)
+    return total
+
+
+@contextlib.contextmanager
+def pixel_source(fp: BinaryIO, size: int) -> Iterator[tuple[BinaryIO, int]]:
+    """The file as its dataset and pixels are read: ``fp`` itself, or for Deflated Explicit VR Little
+    Endian an inflated copy in an anonymous temporary file, removed on exit.
+
+    ``DicomInfo.pixel_data`` offsets refer to this stream. Raises DamagedImage or UnsupportedImageType
+    like ``read_dicom``.
+    """
+    with _source(fp, size) as source:
+        yield source.fp, source.size
+
+
+@contextlib.contextmanager
+def _source(fp: BinaryIO, size: int) -> Iterator[_Source]:
+    scanner = _Scanner(fp, size)
+    fp.seek(0)
+    head = fp.read(_PREAMBLE + len(_MAGIC))
+    if head[_PREAMBLE:] != _MAGIC:
+        raise UnsupportedImageType(
+            "this is not a DICOM Part 10 file (no 'DICM' marker); "
+            "export the image as a DICOM file, JPEG, PNG or TIFF"
+        )
+    try:
+        transfer_syntax = scanner.scan_file_meta()
+    except (struct.error, OSError, ValueError):
+        raise _refuse(_TRUNCATED) from None
+    if transfer_syntax != _DEFLATED_LE:
+        fp.seek(0)
+        yield _Source(fp, size, deflated=False)
+        return
+    with tempfile.TemporaryFile(prefix="dicom-inflated-") as twin:
+        twin_size = _inflate(fp, size, scanner, twin)
+        yield _Source(twin, twin_size, deflated=True)
 
 
 def read_dicom(fp: BinaryIO, size: int) -> DicomInfo:
@@ -918,6 +1159,14 @@ def read_dicom(fp: BinaryIO, size: int) -> DicomInfo:
     UnsupportedImageType for DICOM encodings the service does not accept.
     Memory use does not depend on the size of the file.
     """
+    with _source(fp, size) as source:
+        info = _read_dicom(source.fp, source.size)
+    if source.deflated:
+        info.transfer_syntax_uid = _DEFLATED_LE
+    return info
+
+
+def _read_dicom(fp: BinaryIO, size: int) -> DicomInfo:
     scanner = _Scanner(fp, size)
     try:
         layout = scanner.scan()
@@ -928,7 +1177,9 @@ def read_dicom(fp: BinaryIO, size: int) -> DicomInfo:
 
     fp.seek(0)
     try:
-        ds = pydicom.dcmread(
+        # pydicom warns about what it tolerates (a VR switching mid-file, odd values): expected of real files.
+        ds = quietly(
+            pydicom.dcmread,
             fp,
             stop_before_pixels=True,
             force=False,
@@ -936,7 +1187,7 @@ def read_dicom(fp: BinaryIO, size: int) -> DicomInfo:
             specific_tags=list(_WANTED_TAGS),
         )
         stopped_at = fp.tell()
-        info = _extract(ds, layout.transfer_syntax)
+        info = quietly(_extract, ds, layout.transfer_syntax)
     except Exception:
         # Chaining is dropped on purpose: pydicom's messages can quote values
         # such as names and dates, which must not end up in logs.
@@ -953,5 +1204,6 @@ def read_dicom(fp: BinaryIO, size: int) -> DicomInfo:
             value_offset=pixels.value_offset,
             length=None if pixels.length == _UNDEFINED else pixels.length,
             little_endian=layout.little_endian,
+            vr=pixels.vr,
         )
     return info

@@ -1,9 +1,10 @@
 """Decide whether an uploaded file is an image we accept, and describe it.
 
-The caller has already written the upload to a seekable temporary file; this
-module never reads it whole. Raster formats are handed to Pillow only after
-their header dimensions pass ``MAX_PIXELS``, and then decoded in ways whose
-memory cost is bounded (PNG is only verified, JPEG decoded at 1/8 scale).
+The caller has already written the upload to a seekable temporary file. Raster
+formats are handed to Pillow only after their header dimensions pass
+``MAX_PIXELS`` and, for formats decoded whole, ``MAX_DECODE_BYTES`` (see
+``limits``); then they are decoded in ways whose memory cost is bounded (PNG
+is only verified here, JPEG decoded strictly at 1/8 scale).
 """
 
 from __future__ import annotations
@@ -12,23 +13,25 @@ import os
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from PIL import Image, ImageFile, JpegImagePlugin, PngImagePlugin, TiffImagePlugin
+from pi_heif.as_plugin import HeifImageFile
+from PIL import Image, ImageFile, JpegImagePlugin, PngImagePlugin, TiffImagePlugin, WebPImagePlugin
 
-from referral.imaging import DamagedImage, UnsupportedImageType
+from referral.imaging import DamagedImage, UnsupportedImageType, jpeg
 from referral.imaging.dicom import DicomInfo, read_dicom
+from referral.imaging.limits import MAX_DECODE_BYTES, MAX_PIXELS
 from referral.imaging.sniff import CONTENT_TYPES, HEAD_BYTES, ImageFormat, sniff
 
 __all__ = [
+    "MAX_DECODE_BYTES",
     "MAX_PIXELS",
     "DamagedImage",
     "Inspection",
     "UnsupportedImageType",
+    "decode_cost",
     "inspect_image",
 ]
 
-MAX_PIXELS = 100_000_000
-
-_ACCEPTED = "DICOM Part 10 (.dcm), JPEG, PNG or TIFF"
+_ACCEPTED = "DICOM Part 10 (.dcm), JPEG, PNG, TIFF, WebP or HEIC"
 _DAMAGED = "the image is truncated or damaged; export it again from the camera or imaging software"
 
 # Opening through the format's own class (instead of Image.open) skips
@@ -39,10 +42,20 @@ RASTER_CLASSES: dict[ImageFormat, type[ImageFile.ImageFile]] = {
     ImageFormat.JPEG: JpegImagePlugin.JpegImageFile,
     ImageFormat.PNG: PngImagePlugin.PngImageFile,
     ImageFormat.TIFF: TiffImagePlugin.TiffImageFile,
+    ImageFormat.WEBP: WebPImagePlugin.WebPImageFile,
+    ImageFormat.HEIC: HeifImageFile,
 }
+# Formats whose decoders produce the whole image at once (JPEG is decoded scaled).
+_WHOLE_DECODE = frozenset({ImageFormat.PNG, ImageFormat.TIFF, ImageFormat.WEBP, ImageFormat.HEIC})
+# Bytes per pixel as Pillow holds an image: 8-bit single-band modes take one, 16-bit grey two, and every
+# other mode a 32-bit cell.
+_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
+# Peak memory of decoding over the decoded image, measured on images at the budget and rounded up: libwebp
+# decodes into buffers of its own before Pillow's copy; libheif holds its YCbCr planes and RGB buffer (HEIC is
+# read from that buffer directly, see heic.py).
+_DECODER_OVERHEAD = {ImageFormat.PNG: 1.4, ImageFormat.TIFF: 1.4, ImageFormat.WEBP: 4.0, ImageFormat.HEIC: 1.25}
 _EXIF_ORIENTATION = 0x0112
 _ROTATED_ORIENTATIONS = frozenset({5, 6, 7, 8})
-_JPEG_DRAFT_SCALE = 8
 _PNG_IEND_CRC = b"\xaeB`\x82"
 
 
@@ -70,6 +83,20 @@ def _too_many_pixels(width: int, height: int) -> DamagedImage:
     )
 
 
+def decode_cost(image: Image.Image, image_format: ImageFormat) -> int:
+    """Bytes held while the whole image is decoded."""
+    width, height = image.size
+    return int(width * height * _BYTES_PER_PIXEL.get(image.mode, 4) * _DECODER_OVERHEAD.get(image_format, 1.0))
+
+
+def _too_large_to_decode(width: int, height: int, image_format: ImageFormat) -> DamagedImage:
+    return DamagedImage(
+        f"the image is {width}x{height} pixels, more than a {image_format.value.upper()} of this kind can be "
+        f"drawn within the memory limit of {MAX_DECODE_BYTES // 2**20} MiB; export it at a lower resolution "
+        "or as JPEG"
+    )
+
+
 def _displayed_size(image: ImageFile.ImageFile) -> tuple[int, int]:
     width, height = image.size
     try:
@@ -91,6 +118,8 @@ def _inspect_raster(fp: BinaryIO, image_format: ImageFormat) -> tuple[int, int]:
                 raise DamagedImage(_DAMAGED)
             if width * height > MAX_PIXELS:
                 raise _too_many_pixels(width, height)
+            if image_format in _WHOLE_DECODE and decode_cost(image, image_format) > MAX_DECODE_BYTES:
+                raise _too_large_to_decode(width, height, image_format)
             if image_format is ImageFormat.PNG:
                 # verify() checks every chunk CRC through to IEND without
                 # decompressing, so memory stays flat whatever the size. It
@@ -102,14 +131,20 @@ def _inspect_raster(fp: BinaryIO, image_format: ImageFormat) -> tuple[int, int]:
                     raise DamagedImage(_DAMAGED)
                 return width, height
             displayed = _displayed_size(image)
-            if image_format is ImageFormat.JPEG:
-                # Decoding at reduced scale still consumes every byte of the
-                # entropy-coded data, so truncation is caught at ~1/64 the memory.
-                image.draft(
-                    None,
-                    (max(1, width // _JPEG_DRAFT_SCALE), max(1, height // _JPEG_DRAFT_SCALE)),
-                )
-                image.load()
+            if isinstance(image, JpegImagePlugin.JpegImageFile):
+                if jpeg.is_progressive(image) and jpeg.progressive_coefficient_bytes(image) > MAX_DECODE_BYTES:
+                    raise DamagedImage(
+                        f"the image is a progressive JPEG of {width}x{height} pixels, more than can be decoded "
+                        f"within the memory limit of {MAX_DECODE_BYTES // 2**20} MiB; export it as a baseline "
+                        "JPEG or at a lower resolution")
+                # Decoding at reduced scale still consumes every byte of the entropy-coded data, and strictly,
+                # so data cut short is caught even when an end-of-image marker was appended.
+                fp.seek(0)
+                jpeg.check_complete(fp.read())
+            elif image_format is ImageFormat.HEIC:
+                # Decoding is left to the preview, which intake draws before storing anything: a second
+                # full decode here would cost its memory twice over. Only the header is read.
+                pass
             else:
                 image.load()
             return displayed
@@ -133,6 +168,9 @@ def _stream_size(fp: BinaryIO, size: int) -> int:
 
 def inspect_image(fp: BinaryIO, size: int) -> Inspection:
     """Identify and check an uploaded image held in a seekable binary file.
+
+    A HEIC photo is checked from its header only: its pixels are decoded when its preview is drawn, which
+    is where a damaged one is refused.
 
     ``size`` is the number of bytes written to ``fp``. Raises
     UnsupportedImageType (answer 415) or DamagedImage (answer 422); the

@@ -1,37 +1,32 @@
 """JPEG previews and thumbnails of accepted uploads, made once at intake.
 
-Browsers cannot show DICOM or most TIFFs, and photos carry EXIF (GPS position, camera make and
-serial) that must not travel further than the original. So every image gets two re-encoded
-baseline JPEGs holding nothing but pixels; the uploaded bytes are never touched.
+Browsers cannot show DICOM, HEIC or most TIFFs, and photos carry EXIF (GPS position, camera make
+and serial) that must not travel further than the original. So every image gets two re-encoded
+baseline JPEGs holding nothing but pixels; the uploaded bytes are never touched. An image that
+cannot be drawn is refused (DamagedImage, answered 422): nothing is ever stored with a stand-in
+picture.
 
-Memory must not grow with the upload: an uncompressed DICOM frame is sampled straight from the
-file (every k-th row, every k-th column) instead of being loaded, and JPEGs are decoded at reduced
-scale. Inputs have passed ``inspect_image`` already, so their pixel counts are within
-``MAX_PIXELS`` and the DICOM structure has been walked and found sound.
+Memory must not grow with the upload: DICOM frames are drawn by ``dicom_pixels`` (sampled, scaled
+or size-limited), JPEGs are decoded at reduced scale, and formats decoded whole have passed the
+decode budget of ``inspect_image`` and are reduced before any conversion.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
 import math
-import struct
-from collections.abc import Callable, Iterator
-from typing import Any, BinaryIO, cast
+import threading
+from collections.abc import Callable
+from typing import BinaryIO, cast
 
-from PIL import (
-    Image,
-    ImageDraw,
-    ImageFile,
-    ImageFont,
-    ImageMath,
-    ImageOps,
-    JpegImagePlugin,
-)
+import numpy as np
+from pi_heif.as_plugin import HeifImageFile
+from PIL import Image, ImageFile
 
-from referral.imaging import DamagedImage
-from referral.imaging.dicom import DicomInfo, PixelDataLocation
-from referral.imaging.inspect import MAX_PIXELS, RASTER_CLASSES, Inspection
+from referral.imaging import DamagedImage, heic
+from referral.imaging.dicom import DicomInfo
+from referral.imaging.dicom_pixels import draw_dicom, sampling_step
+from referral.imaging.inspect import RASTER_CLASSES, Inspection
 from referral.imaging.sniff import ImageFormat
 
 __all__ = [
@@ -39,70 +34,58 @@ __all__ = [
     "THUMBNAIL_MAX_SIDE",
     "render",
     "render_previews",
+    "set_concurrency",
 ]
 
 PREVIEW_MAX_SIDE = 1600
 THUMBNAIL_MAX_SIDE = 256
 JPEG_QUALITY = 85
 
-# A DICOM frame is sampled at up to twice the output size so that the final resize can average
-# neighbouring samples instead of showing the aliasing of plain decimation; the pixel cap keeps
-# large square frames from taking that to tens of megabytes.
-_OVERSAMPLE = 2
-_MAX_SAMPLED_PIXELS = 4_000_000
-# Sampled rows are converted a band at a time, so only the 8-bit result is ever held whole.
-_BAND_PIXELS = 256 * 1024
-
-_PLACEHOLDER_SIZE = (640, 480)
-_PLACEHOLDER_TEXT = "preview unavailable"
-
 _DAMAGED = "the image could not be decoded; export it again from the camera or imaging software"
 
 # inspect_image reports JPEG and TIFF sizes as displayed (EXIF orientation applied) and ignores
 # PNG's rarely honoured eXIf chunk; previews follow the same rule so they match the stated size.
+# WebP and HEIC decoders apply the orientation themselves, or carry none.
 _ORIENTED_FORMATS = frozenset({ImageFormat.JPEG, ImageFormat.TIFF})
+# Modes Pillow's reduce() handles; the others are decimated a band of rows at a time.
+_REDUCIBLE = frozenset({"L", "LA", "La", "RGB", "RGBA", "RGBa", "RGBX", "I", "F", "CMYK", "YCbCr"})
+_BAND_ROWS = 64
+_EXIF_ORIENTATION = 0x0112
 
-_IMPLICIT_LE = "1.2.840.10008.1.2"
-_EXPLICIT_LE = "1.2.840.10008.1.2.1"
-_EXPLICIT_BE = "1.2.840.10008.1.2.2"
-_NATIVE_SYNTAXES = frozenset({_IMPLICIT_LE, _EXPLICIT_LE, _EXPLICIT_BE})
-# Baseline (8-bit) and extended JPEG: Pillow's libjpeg reads the 8-bit ones; 12-bit extended
-# files fail to decode and get the placeholder.
-_PILLOW_JPEG_SYNTAXES = frozenset({"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"})
-_ITEM = 0xFFFEE000
-_SEQUENCE_DELIMITER = 0xFFFEE0DD
-# A single frame split into more fragments than this is not worth walking for a preview.
-_MAX_PREVIEW_FRAGMENTS = 4096
-
-_GRAYSCALE = frozenset({"MONOCHROME1", "MONOCHROME2"})
-_COLOUR = {"RGB": "RGB", "YBR_FULL": "YCbCr"}
+# Each drawing may use up to the decode budget of inspect_image; at most this many run at once in a process, so a
+# burst of large uploads waits its turn instead of multiplying the memory (PREVIEW_CONCURRENCY).
+_slots = threading.BoundedSemaphore(2)
 
 
-# Re-reads the sampled frame band by band: once for the extrema when there is no window, once to draw.
-_Bands = Callable[[], Iterator[tuple[int, Image.Image]]]
-
-
-class _Unrenderable(Exception):
-    """A valid DICOM encoding this module does not draw; the placeholder stands in for it."""
+def set_concurrency(slots: int) -> None:
+    """How many images this process draws at once (at start-up, before any request)."""
+    global _slots
+    if slots < 1:
+        raise ValueError("at least one image must be drawn at a time")
+    _slots = threading.BoundedSemaphore(slots)
 
 
 def render(fp: BinaryIO, inspection: Inspection, *, max_side: int) -> bytes:
     """A baseline JPEG of the image whose longer side is at most ``max_side`` (never enlarged).
 
-    Raises DamagedImage when a photo or sensor export cannot be decoded. A DICOM file whose
-    pixel encoding cannot be drawn here gets a grey "preview unavailable" picture instead,
-    because the file itself is sound and still worth storing. ``fp`` is left at its start.
+    Raises DamagedImage when the image cannot be decoded or drawn. ``fp`` is left at its start.
     """
     if max_side < 1:
         raise ValueError("max_side must be at least 1")
     return _encode(_fit(_decode(fp, inspection, max_side), max_side))
 
 
-def render_previews(fp: BinaryIO, inspection: Inspection) -> tuple[bytes, bytes]:
-    """The preview and the thumbnail, from a single decode of the file."""
-    preview = _fit(_decode(fp, inspection, PREVIEW_MAX_SIDE), PREVIEW_MAX_SIDE)
-    thumbnail = _fit(preview, THUMBNAIL_MAX_SIDE)
-    return _encode(preview), _encode(thumbnail)
+def render_previews(fp: BinaryIO, inspection: Inspection, *,
+                    measure: Callable[[Image.Image], None] | None = None) -> tuple[bytes, bytes]:
+    """The preview and the thumbnail, from a single decode of the file, in one of the process's drawing slots.
+    ``measure``, when given, is shown the reduced preview picture (L or RGB) before it is encoded, so that
+    checks of the pixels need no decode of their own."""
+    with _slots:
+        preview = _fit(_decode(fp, inspection, PREVIEW_MAX_SIDE), PREVIEW_MAX_SIDE)
+        if measure is not None:
+            measure(preview)
+        thumbnail = _fit(preview, THUMBNAIL_MAX_SIDE)
+        return _encode(preview), _encode(thumbnail)
 
 
 def _decode(fp: BinaryIO, inspection: Inspection, max_side: int) -> Image.Image:
@@ -135,7 +118,8 @@ def _encode(image: Image.Image) -> bytes:
     bare = Image.new(image.mode, image.size)
     bare.paste(image)
     buffer = io.BytesIO()
-    bare.save(buffer, format="JPEG", quality=JPEG_QUALITY, progressive=False, optimize=True)
+    # Full-resolution colour (4:4:4): halving the chroma would blur the edges of small colour detail.
+    bare.save(buffer, format="JPEG", quality=JPEG_QUALITY, progressive=False, optimize=True, subsampling=0)
     return buffer.getvalue()
 
 
@@ -149,15 +133,18 @@ def _target(size: tuple[int, int], max_side: int) -> tuple[int, int]:
 
 
 def _decode_raster(fp: BinaryIO, image_format: ImageFormat, max_side: int) -> Image.Image:
+    if image_format is ImageFormat.HEIC:
+        return _fit(_displayable(_decode_heic(fp, max_side)), max_side)
     try:
         with RASTER_CLASSES[image_format](fp) as image:
             if image_format is ImageFormat.JPEG:
                 # libjpeg scales while decoding (1/2 to 1/8), never below the requested size.
                 image.draft(None, _target(image.size, max_side))
             image.load()
+            reduced = _reduced(image, max_side)
             if image_format in _ORIENTED_FORMATS:
-                _turn_upright(image)
-            displayable = _displayable(image)
+                reduced = _upright(image, reduced)
+            displayable = _displayable(reduced)
             fitted = _fit(displayable, max_side)
             # The source closes with the with-block; whatever is returned must own its pixels.
             return fitted.copy() if fitted is image else fitted
@@ -167,11 +154,58 @@ def _decode_raster(fp: BinaryIO, image_format: ImageFormat, max_side: int) -> Im
         raise DamagedImage(_DAMAGED) from exc
 
 
-def _turn_upright(image: ImageFile.ImageFile) -> None:
-    # A broken EXIF block says nothing about the pixels (inspect_image takes the same view): the
-    # picture is then shown as stored.
-    with contextlib.suppress(Exception):
-        ImageOps.exif_transpose(image, in_place=True)
+def _decode_heic(fp: BinaryIO, max_side: int) -> Image.Image:
+    with HeifImageFile(fp) as header:
+        width, height = header.size
+    fp.seek(0)
+    return heic.decode_reduced(fp, sampling_step(height, width, max_side))
+
+
+def _reduced(image: ImageFile.ImageFile, max_side: int) -> Image.Image:
+    """The decoded image cut down to about twice ``max_side`` before anything converts it, so that no
+    full-size copy is ever made: Pillow's box reduction where the mode allows, else every n-th pixel."""
+    width, height = image.size
+    step = sampling_step(height, width, max_side)
+    if step == 1:
+        return image
+    if image.mode in _REDUCIBLE:
+        return image.reduce(step)
+    bands = []
+    band_rows = step * max(1, _BAND_ROWS // step)
+    for top in range(0, height, band_rows):
+        band = image.crop((0, top, width, min(height, top + band_rows)))
+        if band.mode in ("1", "P", "PA"):
+            band = band.convert("RGBA" if "transparency" in image.info or band.mode == "PA" else
+                                ("L" if band.mode == "1" else "RGB"))
+        # A copy: a view would keep the whole band (and so, band by band, the whole image) alive.
+        bands.append(np.asarray(band)[::step, ::step].copy())
+    array = np.ascontiguousarray(np.concatenate(bands))
+    if array.dtype == np.uint16:
+        return Image.fromarray(array.astype(np.int32), "I")
+    return Image.fromarray(array)
+
+
+_TRANSPOSES = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _upright(source: ImageFile.ImageFile, image: Image.Image) -> Image.Image:
+    """``image`` (the decoded ``source``, perhaps reduced) turned as the EXIF orientation says."""
+    try:
+        orientation = source.getexif().get(_EXIF_ORIENTATION)
+    except Exception:
+        # A broken EXIF block says nothing about the pixels (inspect_image takes the same view): the
+        # picture is then shown as stored.
+        return image
+    method = _TRANSPOSES.get(orientation) if isinstance(orientation, int) else None
+    return image.transpose(method) if method is not None else image
 
 
 def _displayable(image: Image.Image) -> Image.Image:
@@ -216,270 +250,6 @@ def _to_8bit(values: Image.Image, scale: float, offset: float) -> Image.Image:
 
 
 def _decode_dicom(fp: BinaryIO, info: DicomInfo, max_side: int) -> Image.Image:
-    syntax = info.transfer_syntax_uid or _IMPLICIT_LE
-    location = info.pixel_data
-    try:
-        if location is None or not info.rows or not info.columns:
-            raise _Unrenderable("no pixel data location")
-        if location.length is not None and syntax in _NATIVE_SYNTAXES:
-            return _native_frame(fp, info, location, max_side)
-        if location.length is None and syntax in _PILLOW_JPEG_SYNTAXES:
-            return _jpeg_frame(fp, info, location, max_side)
-        raise _Unrenderable(f"transfer syntax {syntax}")
-    except _Unrenderable:
-        return _placeholder(max_side)
-    except DamagedImage:
-        raise
-    except Exception as exc:
-        raise DamagedImage(_DAMAGED) from exc
-
-
-def _native_frame(fp: BinaryIO, info: DicomInfo, location: PixelDataLocation, max_side: int) -> Image.Image:
-    rows, columns = info.rows or 0, info.columns or 0
-    samples = info.samples_per_pixel or 1
-    bits = info.bits_allocated or 16
-    photometric = (info.photometric or ("MONOCHROME2" if samples == 1 else "RGB")).upper()
-    if bits not in (8, 16):
-        raise _Unrenderable(f"{bits} bits allocated")
-    pixel_bytes = bits // 8
-    step = _sampling_step(rows, columns, max_side)
-    start = location.value_offset  # the first frame; any others follow it
-
-    if samples == 1 and photometric in _GRAYSCALE:
-        return _grayscale_frame(fp, info, start, pixel_bytes, step, location.little_endian)
-    if samples == 3 and bits == 8 and photometric in _COLOUR:
-        if info.planar_configuration == 1:
-            plane = rows * columns
-            channels = [
-                _assemble(_sampled_rows(fp, start + index * plane, rows, columns, 1, step), "L",
-                          rows, columns, step)
-                for index in range(3)
-            ]
-            image = Image.merge(_COLOUR[photometric], channels)
-        else:
-            image = _assemble(_sampled_rows(fp, start, rows, columns, 3, step), _COLOUR[photometric],
-                              rows, columns, step)
-        return image.convert("RGB")
-    raise _Unrenderable(f"{samples} samples of {photometric}")
-
-
-def _sampling_step(rows: int, columns: int, max_side: int) -> int:
-    step = max(1, math.ceil(max(rows, columns) / (_OVERSAMPLE * max_side)))
-    while math.ceil(rows / step) * math.ceil(columns / step) > _MAX_SAMPLED_PIXELS:
-        step += 1
-    return step
-
-
-def _sampled_rows(fp: BinaryIO, start: int, rows: int, columns: int, pixel_bytes: int,
-                  step: int) -> Iterator[bytes]:
-    """Every ``step``-th pixel of every ``step``-th row, read by seeking: one row in memory."""
-    row_bytes = columns * pixel_bytes
-    kept = len(range(0, columns, step))
-    for row in range(0, rows, step):
-        fp.seek(start + row * row_bytes)
-        data = fp.read(row_bytes)
-        if len(data) != row_bytes:
-            raise DamagedImage("the DICOM pixel data is truncated; re-export the image and upload it again")
-        if step == 1:
-            yield data
-            continue
-        sampled = bytearray(kept * pixel_bytes)
-        for byte in range(pixel_bytes):
-            sampled[byte::pixel_bytes] = data[byte :: pixel_bytes * step]
-        yield bytes(sampled)
-
-
-def _assemble(chunks: Iterator[bytes], mode: str, rows: int, columns: int, step: int) -> Image.Image:
-    size = (len(range(0, columns, step)), len(range(0, rows, step)))
-    return Image.frombytes(mode, size, b"".join(chunks))
-
-
-def _bands(chunks: Iterator[bytes], rows_per_band: int) -> Iterator[tuple[int, bytes]]:
-    """Sampled rows grouped into bands, with the index of each band's first row."""
-    band: list[bytes] = []
-    top = 0
-    for chunk in chunks:
-        band.append(chunk)
-        if len(band) == rows_per_band:
-            yield top, b"".join(band)
-            top += len(band)
-            band = []
-    if band:
-        yield top, b"".join(band)
-
-
-def _grayscale_frame(fp: BinaryIO, info: DicomInfo, start: int, pixel_bytes: int, step: int,
-                     little_endian: bool) -> Image.Image:
-    rows, columns = info.rows or 0, info.columns or 0
-    width = len(range(0, columns, step))
-    height = len(range(0, rows, step))
-    rows_per_band = max(1, _BAND_PIXELS // width)
-    rawmode = "I;8" if pixel_bytes == 1 else ("I;16" if little_endian else "I;16B")
-
-    def bands() -> Iterator[tuple[int, Image.Image]]:
-        for top, data in _bands(_sampled_rows(fp, start, rows, columns, pixel_bytes, step), rows_per_band):
-            raw = Image.frombytes("I", (width, len(data) // (width * pixel_bytes)), data, "raw", rawmode)
-            yield top, _stored_values(raw, info, pixel_bytes * 8)
-
-    scale, offset = _voi(info, bands)
-    result = Image.new("L", (width, height))
-    for top, band in bands():
-        result.paste(_to_8bit(band, scale, offset), (0, top))
-    return result
-
-
-def _stored_values(raw: Image.Image, info: DicomInfo, bits_allocated: int) -> Image.Image:
-    """The pixel values as the header defines them: only the stored bits, sign-extended when
-    PixelRepresentation says they are two's complement."""
-    bits_stored = info.bits_stored or bits_allocated
-    if not 0 < bits_stored <= bits_allocated:
-        bits_stored = bits_allocated
-    signed = info.pixel_representation == 1
-    if not signed and bits_stored == bits_allocated:
-        return raw
-    mask = (1 << bits_stored) - 1
-    if not signed:
-        return cast(Image.Image, ImageMath.lambda_eval(lambda a: a["v"] & mask, v=raw))
-    sign = 1 << (bits_stored - 1)
-    return cast(Image.Image, ImageMath.lambda_eval(lambda a: ((a["v"] & mask) ^ sign) - sign, v=raw))
-
-
-def _voi(info: DicomInfo, bands: _Bands) -> tuple[float, float]:
-    """Scale and offset taking stored values to display values, folding in the modality
-    rescale, the VOI window (or a min-max stretch without one) and MONOCHROME1's inversion."""
-    slope = info.rescale_slope or 1.0
-    intercept = info.rescale_intercept or 0.0
-    center, width = info.window_center, info.window_width
-    if center is not None and width is not None and width >= 1:
-        # PS3.3 C.11.2.1.2.1: y = ((x - (c - 0.5)) / (w - 1) + 0.5) * 255, clamped to 0..255. A
-        # width of exactly 1 is a threshold at c - 0.5; a tiny divisor gives the same picture.
-        span = max(width - 1.0, 1e-3)
-        gain = 255.0 / span
-        base = (0.5 - (center - 0.5) / span) * 255.0
-    else:
-        low, high = _extrema(bands)
-        ends = (low * slope + intercept, high * slope + intercept)
-        gain, base = _stretch(min(ends), max(ends))
-    scale, offset = slope * gain, intercept * gain + base
-    if (info.photometric or "").upper() == "MONOCHROME1":
-        scale, offset = -scale, 255.0 - offset
-    return scale, offset
-
-
-def _extrema(bands: _Bands) -> tuple[float, float]:
-    low, high = math.inf, -math.inf
-    for _, band in bands():
-        band_low, band_high = cast(tuple[float, float], band.getextrema())
-        low, high = min(low, band_low), max(high, band_high)
-    return (low, high) if low <= high else (0.0, 0.0)
-
-
-def _jpeg_frame(fp: BinaryIO, info: DicomInfo, location: PixelDataLocation, max_side: int) -> Image.Image:
-    segments = _frame_fragments(fp, location, single_frame=(info.number_of_frames or 1) <= 1)
-    try:
-        with JpegImagePlugin.JpegImageFile(cast(BinaryIO, _Segments(fp, segments))) as image:
-            width, height = image.size
-            # The header's Rows and Columns were checked, but the embedded JPEG states its own size.
-            if width * height > MAX_PIXELS:
-                raise _Unrenderable("embedded JPEG larger than the pixel limit")
-            image.draft(None, _target(image.size, max_side))
-            image.load()
-            if image.mode == "L":
-                values = image.convert("I")
-                scale, offset = _voi(info, lambda: iter([(0, values)]))
-                return _to_8bit(values, scale, offset)
-            return image.convert("RGB")
-    except _Unrenderable:
-        raise
-    except Exception as exc:
-        raise _Unrenderable("embedded JPEG does not decode") from exc
-
-
-def _frame_fragments(fp: BinaryIO, location: PixelDataLocation, *, single_frame: bool) -> list[tuple[int, int]]:
-    """(offset, length) of the fragments holding the first frame, after the basic offset table.
-
-    A single frame may span all fragments; with several frames only the first fragment is
-    taken, which is where the first frame starts (finding its end would need the offset table).
-    """
-    position = location.value_offset
-    fragments: list[tuple[int, int]] = []
-    first = True
-    while len(fragments) < _MAX_PREVIEW_FRAGMENTS:
-        fp.seek(position)
-        header = fp.read(8)
-        if len(header) < 8:
-            break
-        group, element, length = struct.unpack("<HHL", header)
-        tag = group << 16 | element
-        if tag != _ITEM:
-            if tag != _SEQUENCE_DELIMITER:
-                raise _Unrenderable("unexpected element among the fragments")
-            break
-        position += 8
-        if not first and length:
-            fragments.append((position, length))
-            if not single_frame:
-                break
-        first = False
-        position += length
-    if not fragments:
-        raise _Unrenderable("no fragments")
-    return fragments
-
-
-class _Segments(io.RawIOBase):
-    """A read-only, seekable view of byte ranges of a file, as though they were one stream."""
-
-    def __init__(self, fp: BinaryIO, segments: list[tuple[int, int]]) -> None:
-        super().__init__()
-        self._fp = fp
-        self._segments = segments
-        self._size = sum(length for _, length in segments)
-        self._position = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
-        self._position = max(0, base + offset)
-        return self._position
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        filled = 0
-        start = 0  # where the current segment begins in the joined stream
-        for offset, length in self._segments:
-            if filled == len(view):
-                break
-            position = self._position + filled
-            if position < start + length:
-                inside = position - start
-                count = min(length - inside, len(view) - filled)
-                self._fp.seek(offset + inside)
-                data = self._fp.read(count)
-                view[filled : filled + len(data)] = data
-                filled += len(data)
-                if len(data) < count:
-                    break
-            start += length
-        self._position += filled
-        return filled
-
-
-def _placeholder(max_side: int) -> Image.Image:
-    """Neutral grey with the words "preview unavailable", for DICOM encodings not drawn here."""
-    width, height = _target(_PLACEHOLDER_SIZE, max_side)
-    image = Image.new("L", (width, height), 128)
-    draw = ImageDraw.Draw(image)
-    font = ImageFont.load_default(size=max(8, width // 14))
-    left, top, right, bottom = draw.textbbox((0, 0), _PLACEHOLDER_TEXT, font=font)
-    draw.text(((width - (right - left)) / 2 - left, (height - (bottom - top)) / 2 - top), _PLACEHOLDER_TEXT,
-              fill=235, font=font)
-    return image
+    size = fp.seek(0, io.SEEK_END)
+    fp.seek(0)
+    return draw_dicom(fp, size, info, max_side)

@@ -34,3 +34,5 @@ class AuditEvent(Base):
     ip_address: Mapped[str | None] = mapped_column(sa.String(45))
     user_agent: Mapped[str | None] = mapped_column(sa.String(200))
     details: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, comment="ids and codes only")
+    emergency_access_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.Uuid, comment="set when the actor reached the case only through this emergency access grant")

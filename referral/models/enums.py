@@ -24,6 +24,13 @@ class Specialty(StrEnum):
     ORTHODONTICS = "orthodontics"
     PROSTHODONTICS = "prosthodontics"
     HYGIENE = "hygiene"
+    ASSISTANT = "assistant"  # a dental assistant: captures images, never reads, refers or renders
+
+
+# Providers who take images but never read, refer or render a claim: the practice's dentist does.
+CAPTURE_ONLY_SPECIALTIES = (Specialty.HYGIENE, Specialty.ASSISTANT)
+# What a referral may ask for: a reading specialty, never a capturing one.
+REFERRAL_SPECIALTIES = tuple(s for s in Specialty if s is not Specialty.ASSISTANT)
 
 
 class Role(StrEnum):
@@ -55,6 +62,21 @@ class Mode(StrEnum):
 class Scope(StrEnum):
     EVALUATE_ONLY = "evaluate_only"
     EVALUATE_AND_TREAT = "evaluate_and_treat"
+
+
+class Question(StrEnum):
+    """What the referring dentist asks the reader."""
+
+    DIAGNOSIS = "diagnosis"
+    TREATMENT_PLAN = "treatment_plan"
+    RESTORABILITY = "restorability"
+
+
+class RestorabilityDecider(StrEnum):
+    """Who decides whether the tooth can be restored: the referring dentist (the reader advises) or the reader."""
+
+    REFERRING_DENTIST = "referring_dentist"
+    READER = "reader"
 
 
 class ReferralStatus(StrEnum):

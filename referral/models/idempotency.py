@@ -11,10 +11,10 @@ from referral.db import Base, UTCDateTime, new_id, utcnow
 
 
 class IdempotencyRecord(Base):
-    """The first response to an ``Idempotency-Key``, replayed to retries of the same request.
+    """The outcome of the first request with an ``Idempotency-Key``, replayed to retries of the same request.
 
-    A row is claimed (``response_status`` null) before the work starts; the unique constraint makes the
-    claim atomic, so two concurrent requests with one key cannot both do the work.
+    The row is inserted in the transaction of the work it guards; the unique constraint makes the claim
+    atomic, so two concurrent requests with one key cannot both do the work.
     """
 
     __tablename__ = "idempotency_records"
@@ -25,6 +25,9 @@ class IdempotencyRecord(Base):
     key: Mapped[str] = mapped_column(sa.String(255))
     request_fingerprint: Mapped[str] = mapped_column(sa.String(64), comment="SHA-256 of method, path and body")
     response_status: Mapped[int | None] = mapped_column(sa.Integer)
-    response_body: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    response_body: Mapped[dict[str, Any] | None] = mapped_column(
+        sa.JSON, comment="the first response, for keys recorded before resource_id was kept")
+    resource_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.Uuid, comment="what the first request created; a replay answers with its current state")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

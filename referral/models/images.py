@@ -1,20 +1,28 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from referral.db import Base, UTCDateTime, new_id, utcnow
-from referral.imaging.dicom import IDENTIFYING_FIELDS
+from referral.imaging.dicom import IDENTIFYING_FIELDS, names_person, reading_order
 from referral.models.enums import ImageKind, StrEnum, enum_column_type
+
+if TYPE_CHECKING:
+    from referral.models.organizations import Provider
+
+
+# A typed capture time this close to the file's is the same moment read off another clock.
+FILE_TIME_TOLERANCE = timedelta(minutes=10)
 
 
 class ImmutableImageError(RuntimeError):
-    """Stored images are evidence for a claim: their rows and bytes never change, except for deletion."""
+    """Sent images are evidence for a claim: their rows and bytes never change, except for deletion. Before its
+    case is sent, an image's labels (kind, teeth, area, reason, when and by whom it was taken) may be fixed."""
 
 
 class ImageDeletionReason(StrEnum):
@@ -33,7 +41,10 @@ class Image(Base):
     """One radiograph or photo. The row records where its bytes are and their SHA-256."""
 
     __tablename__ = "images"
-    __table_args__ = (sa.Index("ix_images_referral_id_id", "referral_id", "id"),)
+    __table_args__ = (
+        sa.Index("ix_images_referral_id_id", "referral_id", "id"),
+        sa.Index("ux_images_referral_sop_instance", "referral_id", "sop_instance_uid", unique=True),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=new_id)
     referral_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("referrals.id"))
@@ -70,8 +81,17 @@ class Image(Base):
     width: Mapped[int | None] = mapped_column(sa.Integer)
     height: Mapped[int | None] = mapped_column(sa.Integer)
     dicom: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, comment="DICOM header fields read at intake")
+    sop_instance_uid: Mapped[str | None] = mapped_column(
+        sa.String(64), comment="SOP Instance UID of an image received over the DICOM network; one image per referral")
+    captured_by_confirmed: Mapped[bool] = mapped_column(
+        sa.Boolean, default=True, server_default=sa.true(),
+        comment="false while the office has yet to confirm who captured an image its device sent")
+    quality_warnings: Mapped[list[dict[str, str]] | None] = mapped_column(
+        sa.JSON, comment="capture quality warnings measured at intake ({code, message}); null before the checks")
     uploaded_by_user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime, comment="when the case was first sent with this image; null while it can still be fixed")
     # A deleted image stays as a tombstone: reports, claim lines and the audit trail name it, and its
     # size and SHA-256 still say what was there. Its bytes (original, preview, thumbnail) leave the store.
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -88,9 +108,39 @@ class Image(Base):
     integrity_problem_since: Mapped[datetime | None] = mapped_column(
         UTCDateTime, comment="when the storage check first found the current problem")
 
+    captured_by: Mapped[Provider] = relationship(foreign_keys=[captured_by_provider_id], viewonly=True)
+
     @property
     def is_deleted(self) -> bool:
         return self.deleted_at is not None
+
+    @property
+    def capture_notes(self) -> list[dict[str, str]]:
+        """What the file says that disagrees with the form, kept for a person to check rather than overwritten:
+        a DICOM operator who is not the provider recorded as having taken the image."""
+        notes: list[dict[str, str]] = []
+        operator = (self.dicom or {}).get("operators_name")
+        provider = self.captured_by
+        if operator and provider is not None and not names_person(operator, provider.first_name, provider.last_name):
+            notes.append({"code": "operator_differs",
+                          "message": f"The DICOM file names {reading_order(operator) or operator} as the operator, "
+                                     f"but {provider.display_name} is recorded as having taken this image. "
+                                     f"Check who took it."})
+        recorded = (self.dicom or {}).get("acquisition_datetime") if (self.dicom or {}).get(
+            "acquisition_time_stated") else None
+        if recorded and self.captured_at is not None:
+            file_time = datetime.fromisoformat(recorded)
+            if abs(file_time - self.captured_at) > FILE_TIME_TOLERANCE:
+                notes.append({"code": "time_differs",
+                              "message": "The time entered for this image differs from the date and time in its "
+                                         "DICOM file by more than 10 minutes. Check when it was taken."})
+        return notes
+
+    @property
+    def preview_status(self) -> str:
+        """ready: previews drawn (every image accepted now); unavailable: stored before previews existed.
+        "pending" (drawn after the answer) is part of the API's vocabulary, but no path produces it yet."""
+        return "ready" if self.preview_key else "unavailable"
 
     def erase(self, reason: ImageDeletionReason, at: datetime) -> None:
         """Make this row a tombstone. The objects are removed by the caller once this is committed, so a
@@ -107,6 +157,20 @@ _TOMBSTONE_COLUMNS = frozenset({"deleted_at", "deleted_reason", "objects_removed
 
 
 _INTEGRITY_COLUMNS = frozenset({"integrity_problem", "integrity_problem_since"})
+_CAPTURER_COLUMNS = frozenset({"captured_by_provider_id", "captured_by_confirmed"})
+
+# What may be fixed on an image that has not been sent yet; its bytes and where they are never change.
+DRAFT_COLUMNS = frozenset({"kind", "teeth", "area", "reason", "captured_at", "captured_by_provider_id", "sent_at"})
+
+
+def _draft_change_problem(target: Image, changed: dict[str, Any]) -> str | None:
+    """None when ``changed`` only fixes the labels of an image not sent before this change."""
+    if "sent_at" in changed and any(old is not None for old in changed["sent_at"].deleted):
+        return "already has sent_at set"
+    was_sent = target.sent_at is not None and "sent_at" not in changed
+    if was_sent or not changed.keys() <= DRAFT_COLUMNS or target.deleted_at is not None:
+        return "is stored and cannot be changed"
+    return None
 
 
 def _tombstone_change_problem(target: Image) -> str | None:
@@ -115,6 +179,12 @@ def _tombstone_change_problem(target: Image) -> str | None:
                if attr.history.has_changes() and attr.key not in _INTEGRITY_COLUMNS}
     if not changed:
         return None
+    if changed.keys() <= _CAPTURER_COLUMNS and "captured_by_confirmed" in changed:
+        # The office names who captured an image its device sent: once, from unconfirmed to confirmed.
+        was = next(iter(changed["captured_by_confirmed"].deleted), None)
+        return None if was is False and target.captured_by_confirmed is True else "has its capturer recorded already"
+    if changed.keys() <= DRAFT_COLUMNS:
+        return _draft_change_problem(target, changed)
     if not changed.keys() <= _TOMBSTONE_COLUMNS:
         return "is stored and cannot be changed"
     if target.deleted_at is None:

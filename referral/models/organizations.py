@@ -9,6 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from referral.db import Base, UTCDateTime, new_id, utcnow
 from referral.models.enums import Specialty, enum_column_type
+from referral.timezones import FALLBACK_ZONE
 
 # Bounds of an organization's image retention period. No federal rule sets how long dental records are
 # kept (HIPAA's six years is for the compliance documentation of 45 CFR 164.316/164.530, not charts); state
@@ -38,6 +39,12 @@ class Organization(Base):
     image_retention_days: Mapped[int | None] = mapped_column(
         sa.Integer, comment="images of cases closed longer ago are deleted by `retention apply`; null keeps them"
     )
+    time_zone: Mapped[str] = mapped_column(
+        sa.String(64), server_default=FALLBACK_ZONE,
+        comment="IANA zone in which the practice's people read and type times")
+    default_place_of_service: Mapped[str] = mapped_column(
+        sa.String(2), server_default="11", default="11",
+        comment="CMS place-of-service code a new referral starts with")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     providers: Mapped[list[Provider]] = relationship(back_populates="organization")

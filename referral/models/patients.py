@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
@@ -14,6 +15,13 @@ from referral.models.enums import Sex, SubscriberRelationship, enum_column_type
 # (names need a character, birth dates are at most 130 years old), so they cannot be mistaken for a person.
 ERASED_NAME = ""
 ERASED_BIRTH_DATE = date(1, 1, 1)
+
+
+SUBSCRIBER_COLUMNS = (
+    "coverage_subscriber_first_name", "coverage_subscriber_last_name", "coverage_subscriber_birth_date",
+    "coverage_subscriber_sex", "coverage_subscriber_address_line1", "coverage_subscriber_address_line2",
+    "coverage_subscriber_city", "coverage_subscriber_state", "coverage_subscriber_zip",
+)
 
 
 class Patient(Base):
@@ -43,6 +51,17 @@ class Patient(Base):
     coverage_relationship: Mapped[SubscriberRelationship | None] = mapped_column(
         enum_column_type(SubscriberRelationship, "subscriber_relationship")
     )
+    # The insured person when the patient is covered as a dependant (relationship spouse, child or other).
+    coverage_subscriber_first_name: Mapped[str | None] = mapped_column(
+        sa.String(100), comment="the insured person, when not the patient")
+    coverage_subscriber_last_name: Mapped[str | None] = mapped_column(sa.String(100))
+    coverage_subscriber_birth_date: Mapped[date | None] = mapped_column(sa.Date)
+    coverage_subscriber_sex: Mapped[str | None] = mapped_column(sa.String(1), comment="F, M or U")
+    coverage_subscriber_address_line1: Mapped[str | None] = mapped_column(sa.String(200))
+    coverage_subscriber_address_line2: Mapped[str | None] = mapped_column(sa.String(200))
+    coverage_subscriber_city: Mapped[str | None] = mapped_column(sa.String(100))
+    coverage_subscriber_state: Mapped[str | None] = mapped_column(sa.String(2))
+    coverage_subscriber_zip: Mapped[str | None] = mapped_column(sa.String(9))
     created_by_user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(
@@ -60,7 +79,7 @@ class Patient(Base):
         return {"line1": self.address_line1, "line2": self.address_line2, "city": self.city, "zip": self.zip}
 
     @property
-    def coverage(self) -> dict[str, str | None] | None:
+    def coverage(self) -> dict[str, Any] | None:
         if self.coverage_payer_id is None:
             return None
         return {
@@ -69,4 +88,23 @@ class Patient(Base):
             "member_id": self.coverage_member_id,
             "group_number": self.coverage_group_number,
             "relationship": self.coverage_relationship.value if self.coverage_relationship else None,
+            "subscriber": self.subscriber,
         }
+
+    @property
+    def subscriber(self) -> dict[str, Any] | None:
+        """The insured person of a dependant's coverage; None when the patient is the subscriber."""
+        if self.coverage_subscriber_last_name is None:
+            return None
+        address = None
+        if self.coverage_subscriber_address_line1 is not None:
+            address = {"line1": self.coverage_subscriber_address_line1, "line2": self.coverage_subscriber_address_line2,
+                       "city": self.coverage_subscriber_city, "state": self.coverage_subscriber_state,
+                       "zip": self.coverage_subscriber_zip}
+        return {"first_name": self.coverage_subscriber_first_name, "last_name": self.coverage_subscriber_last_name,
+                "birth_date": self.coverage_subscriber_birth_date, "sex": self.coverage_subscriber_sex,
+                "address": address}
+
+    def clear_subscriber(self) -> None:
+        for column in SUBSCRIBER_COLUMNS:
+            setattr(self, column, None)

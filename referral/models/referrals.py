@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import secrets
 import uuid
 from datetime import datetime
 from typing import Any
@@ -23,6 +24,20 @@ from referral.models.organizations import Provider
 from referral.models.patients import Patient
 from referral.models.reports import Report
 
+# Accession numbers are typed and read aloud at the sensor: Crockford's base-32 digits (no I, L, O, U).
+ACCESSION_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+ACCESSION_MAX_LENGTH = 16  # DICOM AccessionNumber is an SH value
+
+
+def new_accession_number() -> str:
+    """``R`` and nine random digits of base 32 (45 bits): unique per practice, enforced by an index."""
+    return "R" + "".join(secrets.choice(ACCESSION_ALPHABET) for _ in range(9))
+
+
+def new_study_instance_uid() -> str:
+    """A DICOM UID under the 2.25 root, made from a random UUID (at most 44 characters)."""
+    return f"2.25.{uuid.uuid4().int}"
+
 
 class Referral(Base):
     """A case sent from a capturing office to a reader."""
@@ -35,6 +50,8 @@ class Referral(Base):
         sa.Index("ix_referrals_org_status_due", "organization_id", "status", "due_at", "id"),
         sa.Index("ix_referrals_assigned_due", "assigned_provider_id", "due_at", "id"),
         sa.Index("ix_referrals_assigned_status_due", "assigned_provider_id", "status", "due_at", "id"),
+        sa.Index("ux_referrals_org_accession", "organization_id", "accession_number", unique=True),
+        sa.Index("ux_referrals_study_instance_uid", "study_instance_uid", unique=True),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=new_id)
@@ -42,14 +59,29 @@ class Referral(Base):
         sa.ForeignKey("organizations.id"), comment="the referring (capturing) organization"
     )
     patient_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("patients.id"), index=True)
+    # Set for every referral (existing ones were given theirs by migration 0018). The columns stay nullable in
+    # the database only because SQLite cannot make them NOT NULL without rebuilding a table others reference.
+    accession_number: Mapped[str] = mapped_column(
+        sa.String(ACCESSION_MAX_LENGTH), nullable=True, default=new_accession_number,
+        comment="the case's DICOM accession number, unique within the practice")
+    study_instance_uid: Mapped[str] = mapped_column(
+        sa.String(64), nullable=True, default=new_study_instance_uid,
+        comment="the DICOM Study Instance UID the worklist gives the case")
     referring_provider_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("providers.id"))
     specialty: Mapped[Specialty] = mapped_column(enum_column_type(Specialty, "referral_specialty"))
     reason: Mapped[str] = mapped_column(sa.Text, comment="chief complaint / question for the reader")
+    reason_code: Mapped[str | None] = mapped_column(
+        sa.String(20), comment="SNOMED CT code of the reason, from the dental reason-for-referral list, when one fits"
+    )
     teeth: Mapped[list[str]] = mapped_column(sa.JSON, default=list, comment="ADA Universal designations")
     urgency: Mapped[Urgency] = mapped_column(enum_column_type(Urgency, "urgency"))
     due_at: Mapped[datetime] = mapped_column(UTCDateTime, comment="response deadline from the urgency")
     mode: Mapped[Mode] = mapped_column(enum_column_type(Mode, "mode"))
     scope: Mapped[Scope] = mapped_column(enum_column_type(Scope, "scope"))
+    questions: Mapped[list[str] | None] = mapped_column(
+        sa.JSON, default=list, comment="what the referring dentist asks: diagnosis, treatment_plan, restorability")
+    restorability_decided_by: Mapped[str | None] = mapped_column(
+        sa.String(20), comment="referring_dentist or reader, when restorability is asked")
     place_of_service: Mapped[str] = mapped_column(
         sa.String(2), comment="CMS place-of-service code of the physical capture site"
     )
@@ -89,6 +121,12 @@ class Referral(Base):
         if self.interpretation is None:
             return {"status": "none"}
         return {"status": self.interpretation.status.value, "signed_at": self.interpretation.signed_at}
+
+    @property
+    def question(self) -> dict[str, Any]:
+        """The structured question as both sides read it, with the scope (evaluate only, or evaluate and treat)."""
+        return {"asks": list(self.questions or []), "restorability_decided_by": self.restorability_decided_by,
+                "scope": self.scope.value}
 
     @property
     def consent(self) -> dict[str, object] | None:

@@ -38,6 +38,8 @@ class Report(Base):
     )
     impression: Mapped[str | None] = mapped_column(sa.Text)
     recommendation: Mapped[str | None] = mapped_column(sa.Text)
+    answer: Mapped[str | None] = mapped_column(
+        sa.Text, comment="the reader's answer to the referring dentist's question")
     evaluation_performed: Mapped[bool] = mapped_column(
         sa.Boolean, default=False, comment="the reader also evaluated the patient; drives an evaluation code"
     )

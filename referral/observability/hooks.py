@@ -14,7 +14,8 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 from prometheus_client import CollectorRegistry
 from sqlalchemy.orm import Session, sessionmaker
 
-from referral.errors import error_response
+from referral.http.context import settings
+from referral.http.errors import error_response
 from referral.observability import metrics
 from referral.observability.logs import configure_logging
 
@@ -89,7 +90,7 @@ def prometheus_metrics() -> Response:
     # No token: scrapers do not carry one, and the series hold no PHI. Still only for the deployment's
     # own network, and never through the public proxy, whose own address would look private.
     relayed = any(header in request.headers for header in _PROXY_HEADERS)
-    if relayed or not _allowed(request.remote_addr, current_app.config["METRICS_ALLOW"]):
+    if relayed or not _allowed(request.remote_addr, settings().metrics_allow):
         return error_response(403, "Metrics are served only to the addresses in METRICS_ALLOW, not through a proxy")
     registry = cast(CollectorRegistry, current_app.extensions["referral.metrics"])
     body, content_type = metrics.exposition(registry, request.headers.get("Accept"))

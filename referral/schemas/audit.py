@@ -10,6 +10,8 @@ class AuditQuerySchema(PageQuerySchema):
     user_id = fields.UUID(metadata={"description": "who acted"})
     since = fields.AwareDateTime(metadata={"description": "from this time (inclusive), ISO 8601 with offset"})
     until = fields.AwareDateTime(metadata={"description": "before this time, ISO 8601 with offset"})
+    emergency = fields.Boolean(metadata={"description": "true: only rows of reads made through emergency access; "
+                                                        "false: only the others"})
 
 
 class AuditEventSchema(DumpSchema):
@@ -26,6 +28,8 @@ class AuditEventSchema(DumpSchema):
     ip_address = fields.String(allow_none=True)
     user_agent = fields.String(allow_none=True)
     details = fields.Dict(allow_none=True)
+    emergency_access_id = fields.UUID(allow_none=True, metadata={
+        "description": "the emergency access grant the actor reached the case through, if any"})
 
 
 class AuditPageSchema(PageSchema):

@@ -1,16 +1,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates
 
-from referral import dental
+from referral import dental, timezones
 from referral.validation import US_STATES, normalize_zip, npi_is_valid
-
-# Capture devices' clocks drift; a timestamp a few minutes ahead is not "in the future".
-_SKEW = timedelta(minutes=5)
 
 
 class LoadSchema(Schema):
@@ -88,14 +85,31 @@ class PastDateTime(fields.AwareDateTime):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
         result: datetime = super()._deserialize(value, attr, data, **kwargs)
-        try:
-            # year 1 or 9999 with an offset has no UTC equivalent
-            in_utc = result.astimezone(UTC)
-        except OverflowError:
-            raise ValidationError("Not a valid date and time.") from None
-        if in_utc > datetime.now(UTC).replace(microsecond=0) + _SKEW:
-            raise ValidationError("Must not be in the future.")
-        return in_utc
+        return _past_in_utc(result)
+
+
+def _past_in_utc(result: datetime) -> datetime:
+    try:
+        # year 1 or 9999 with an offset has no UTC equivalent
+        in_utc = result.astimezone(UTC)
+    except OverflowError:
+        raise ValidationError("Not a valid date and time.") from None
+    if timezones.is_future(in_utc):
+        raise ValidationError("Must not be in the future.")
+    return in_utc
+
+
+class PracticeDateTime(fields.DateTime):
+    """A moment as a person types it: ISO 8601 with an offset (converted to UTC, not in the future), or a wall
+    time without one, returned naive for the service to read in the practice's time zone (and check there)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        result: datetime = super()._deserialize(value, attr, data, **kwargs)
+        if result.tzinfo is None:
+            if not 1900 <= result.year <= 9000:
+                raise ValidationError("Not a valid date and time.")
+            return result
+        return _past_in_utc(result)
 
 
 class PastDate(fields.Date):

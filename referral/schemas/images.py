@@ -6,7 +6,12 @@ from flask_smorest.fields import Upload
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from referral.models.enums import ImageKind
-from referral.schemas.common import Area, DumpSchema, LoadSchema, PastDateTime, Teeth, Text, one_of
+from referral.schemas.common import Area, DumpSchema, LoadSchema, PracticeDateTime, Teeth, Text, one_of
+
+_CAPTURED_AT = ("ISO 8601 with an offset, or a wall time without one, read in the practice's time zone; "
+                "when left out, the DICOM file's acquisition (or content) date and time")
+_CAPTURED_BY = ("the provider of the practice who took the image; when left out, the provider the DICOM operator "
+                "name names, else the signed-in user's own provider")
 
 
 class ImageUploadFormSchema(LoadSchema):
@@ -14,8 +19,8 @@ class ImageUploadFormSchema(LoadSchema):
     teeth = Teeth(load_default=list, metadata={"description": "comma-separated ADA Universal numbers"})
     area = Area(allow_none=True, metadata={"description": "00, 01, 02, 10, 20, 30 or 40"})
     reason = Text(1000, required=True, metadata={"description": "clinical reason for the exposure"})
-    captured_at = PastDateTime(required=True, metadata={"description": "ISO 8601 with offset"})
-    captured_by_provider_id = fields.UUID(required=True)
+    captured_at = PracticeDateTime(metadata={"description": _CAPTURED_AT})
+    captured_by_provider_id = fields.UUID(metadata={"description": _CAPTURED_BY})
     retake_of = fields.UUID(allow_none=True)
     retake_reason = Text(200, allow_none=True, metadata={"description": "e.g. cone cut, apex cut off"})
     exposure_kvp = fields.Float(allow_none=True, validate=validate.Range(min=1, max=200))
@@ -30,8 +35,26 @@ class ImageUploadFormSchema(LoadSchema):
             raise ValidationError("Name the image being retaken.", "retake_of")
 
 
+class ImagePatchSchema(LoadSchema):
+    """What may be fixed on an image before its case is sent; fields left out stay as they are."""
+
+    kind = fields.String(validate=one_of(ImageKind.values()))
+    teeth = Teeth(metadata={"description": "ADA Universal numbers; [] for none"})
+    area = Area(allow_none=True, metadata={"description": "00, 01, 02, 10, 20, 30 or 40; null for none"})
+    reason = Text(1000, metadata={"description": "clinical reason for the exposure"})
+    captured_at = PracticeDateTime(metadata={"description": "ISO 8601 with an offset, or a wall time without one, "
+                                                            "read in the practice's time zone"})
+    captured_by_provider_id = fields.UUID()
+
+    @validates_schema
+    def _something(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        if not data:
+            raise ValidationError("Give at least one of kind, teeth, area, reason, captured_at or "
+                                  "captured_by_provider_id.", "_schema")
+
+
 class ImageFileSchema(LoadSchema):
-    file = Upload(required=True, metadata={"description": "DICOM Part 10, JPEG, PNG or TIFF"})
+    file = Upload(required=True, metadata={"description": "DICOM Part 10, JPEG, PNG, TIFF, WebP or HEIC"})
 
 
 class ExposureSchema(DumpSchema):
@@ -45,14 +68,19 @@ class ExposureSchema(DumpSchema):
 _PUBLIC_DICOM_FIELDS = (
     "modality", "sop_class_uid", "presentation_intent", "acquisition_datetime", "kvp", "exposure_time_ms",
     "tube_current_ma", "exposure_mas", "laterality", "teeth", "anatomic_region", "rows", "columns",
-    "bits_stored", "photometric", "window_center", "window_width",
+    "bits_stored", "photometric", "window_center", "window_width", "transfer_syntax_uid",
+    "study_instance_uid", "series_instance_uid", "sop_instance_uid", "accession_number", "series_number",
+    "instance_number",
 )
+
+PREVIEW_STATUSES = ("ready", "pending", "unavailable")
 
 
 def _public_dicom(image: Any) -> dict[str, Any] | None:
-    if not image.dicom:
+    header = image.dicom  # read once: each attribute read of a mapped column goes through SQLAlchemy
+    if not header:
         return None
-    return {key: image.dicom[key] for key in _PUBLIC_DICOM_FIELDS if image.dicom.get(key) is not None}
+    return {key: header[key] for key in _PUBLIC_DICOM_FIELDS if header.get(key) is not None}
 
 
 class ImageSchema(DumpSchema):
@@ -64,6 +92,20 @@ class ImageSchema(DumpSchema):
     reason = fields.String()
     captured_at = fields.DateTime()
     captured_by_provider_id = fields.UUID()
+    captured_by_confirmed = fields.Boolean(metadata={
+        "description": "false for an image sent by a DICOM device whose file named no provider of the practice: "
+                       "captured_by_provider_id is the referral's referring provider until the office confirms "
+                       "who captured it (POST /api/v1/images/{id}/capturer)"})
+    capture_notes = fields.Function(lambda image: image.capture_notes, metadata={
+        "description": "[{code, message}]: what the file says that disagrees with the form, for a person to check "
+                       "(operator_differs: the DICOM operator is not the provider recorded as having taken it)"})
+    quality_warnings = fields.Function(lambda image: list(image.quality_warnings or []), metadata={
+        "description": "[{code, message}]: signs measured in the pixels at intake that the image is likely "
+                       "unusable (underexposed, overexposed, low_contrast, blurred, too_small; wrong_orientation "
+                       "is reserved and not detected). Empty when none, or for images stored before the checks. "
+                       "Warnings never refuse an upload or block sending"})
+    sent_at = fields.DateTime(allow_none=True, metadata={
+        "description": "when the case was first sent with this image; until then PATCH and DELETE may fix it"})
     capture_only = fields.Boolean()
     retake_of = fields.UUID(attribute="retake_of_id", allow_none=True)
     retake_reason = fields.String(allow_none=True)
@@ -75,7 +117,14 @@ class ImageSchema(DumpSchema):
     original_filename = fields.String(allow_none=True)
     width = fields.Integer(allow_none=True)
     height = fields.Integer(allow_none=True)
-    dicom = fields.Function(_public_dicom, metadata={"description": "header fields read from a DICOM file"})
+    dicom = fields.Function(_public_dicom, metadata={
+        "description": "header fields read from a DICOM file, among them its identity: study_instance_uid, "
+                       "series_instance_uid, sop_instance_uid, accession_number, series_number, instance_number"})
+    preview_status = fields.Function(lambda image: image.preview_status, metadata={
+        "enum": list(PREVIEW_STATUSES),
+        "description": "ready: preview_url and thumbnail_url serve real renditions; pending: they are being "
+                       "drawn and will appear; unavailable: the image has none (stored before previews were "
+                       "made), download the original"})
     # Null once the image is deleted: its bytes are no longer kept.
     content_url = fields.Function(lambda image: None if image.is_deleted else f"/api/v1/images/{image.id}/content")
     # Also null for images stored before previews were made at intake.
@@ -128,3 +177,8 @@ class DirectUploadCompleteSchema(ImageUploadFormSchema):
                                                                    error="Give the SHA-256 as 64 hex digits."),
                            metadata={"description": "hex SHA-256 of the bytes sent"})
     filename = Text(255, allow_none=True, metadata={"description": "the file's name, kept for display only"})
+
+
+class CapturerSchema(LoadSchema):
+    captured_by_provider_id = fields.UUID(required=True, metadata={
+        "description": "the practice's provider who took the image"})

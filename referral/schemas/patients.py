@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import fields, post_dump
+from marshmallow import ValidationError, fields, post_dump, validates_schema
 
 from referral.models.enums import Sex, SubscriberRelationship
 from referral.schemas.common import (
@@ -18,12 +18,42 @@ from referral.schemas.common import (
 )
 
 
+class SubscriberAddressSchema(StreetAddressSchema):
+    """The subscriber may live in another state than the patient, so their address names its state."""
+
+    state = UsState(required=True)
+
+
+class SubscriberSchema(LoadSchema):
+    first_name = Text(100, required=True)
+    last_name = Text(100, required=True)
+    birth_date = PastDate(allow_none=True)
+    sex = fields.String(allow_none=True, validate=one_of(Sex.values()))
+    address = fields.Nested(SubscriberAddressSchema, allow_none=True)
+
+
 class CoverageSchema(LoadSchema):
     payer_id = Text(80, required=True)
     payer_name = Text(120, required=True)
-    member_id = Text(80, required=True)
+    member_id = Text(80, required=True, metadata={"description": "the subscriber's member id, also for a dependant"})
     group_number = Text(80, allow_none=True)
-    relationship = fields.String(load_default="self", validate=one_of(SubscriberRelationship.values()))
+    relationship = fields.String(load_default="self", validate=one_of(SubscriberRelationship.values()), metadata={
+        "description": "the patient's relationship to the subscriber (the insured person)"})
+    subscriber = fields.Nested(SubscriberSchema, allow_none=True, metadata={
+        "description": "the insured person; required when relationship is spouse, child or other, refused for self"})
+
+    @validates_schema
+    def _subscriber_matches_relationship(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        relationship = data.get("relationship", "self")
+        subscriber = data.get("subscriber")
+        if relationship != "self" and not subscriber:
+            raise ValidationError(
+                f"The patient is covered as the subscriber's {relationship}: name the subscriber (the insured "
+                "person) with their first and last name.", "subscriber")
+        if relationship == "self" and subscriber:
+            raise ValidationError(
+                "The patient is the subscriber, so no other subscriber is named; choose the patient's "
+                "relationship (spouse, child or other) or leave the subscriber out.", "subscriber")
 
 
 class PatientCreateSchema(LoadSchema):
@@ -37,12 +67,34 @@ class PatientCreateSchema(LoadSchema):
     coverage = fields.Nested(CoverageSchema, allow_none=True)
 
 
+class PatientUpdateSchema(LoadSchema):
+    """Only the fields sent change; ``address`` and ``coverage`` are replaced whole (``null`` removes them)."""
+
+    first_name = Text(100)
+    last_name = Text(100)
+    birth_date = PastDate()
+    sex = fields.String(validate=one_of(Sex.values()))
+    state = UsState()
+    address = fields.Nested(StreetAddressSchema, allow_none=True)
+    coverage = fields.Nested(CoverageSchema, allow_none=True)
+
+
+class SubscriberDumpSchema(DumpSchema):
+    first_name = fields.String()
+    last_name = fields.String()
+    birth_date = fields.Date(allow_none=True)
+    sex = fields.String(allow_none=True)
+    address = fields.Dict(allow_none=True)
+
+
 class CoverageDumpSchema(DumpSchema):
     payer_id = fields.String()
     payer_name = fields.String()
     member_id = fields.String()
     group_number = fields.String(allow_none=True)
     relationship = fields.String(allow_none=True)
+    subscriber = fields.Nested(SubscriberDumpSchema, allow_none=True, metadata={
+        "description": "the insured person when the patient is a dependant; null when the patient is the subscriber"})
 
 
 class PatientSchema(DumpSchema):

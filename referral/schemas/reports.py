@@ -23,6 +23,7 @@ class ReportDraftSchema(LoadSchema):
     findings = fields.List(fields.Nested(FindingSchema), load_default=list, validate=validate.Length(max=200))
     impression = Text(5000, allow_none=True)
     recommendation = Text(5000, allow_none=True)
+    answer = Text(5000, allow_none=True, metadata={"description": "your answer to the referring dentist's question"})
     evaluation_performed = fields.Boolean(load_default=False)
 
 
@@ -59,6 +60,7 @@ class ReportSchema(DumpSchema):
     findings = fields.List(fields.Nested(FindingDumpSchema))
     impression = fields.String(allow_none=True)
     recommendation = fields.String(allow_none=True)
+    answer = fields.String(allow_none=True, metadata={"description": "the answer to the referring dentist's question"})
     evaluation_performed = fields.Boolean()
     signed_at = fields.DateTime(allow_none=True)
     signed_by_user_id = fields.UUID(allow_none=True)

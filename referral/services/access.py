@@ -4,13 +4,15 @@ through here: a record of another organization is reported as not found, never a
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from referral.db import utcnow
 from referral.errors import Forbidden, Gone, NotFound, ValidationFailed
-from referral.models import Image, Organization, Patient, Provider, Referral, User
+from referral.models import EmergencyAccess, Image, Organization, Patient, Provider, Referral, User
 from referral.models.enums import Role
 from referral.services import audit
 from referral.services.actor import Actor
@@ -79,6 +81,12 @@ def referral_visibility(actor: Actor) -> sa.ColumnElement[bool]:
     return own
 
 
+def sees_patient_coverage(actor: Actor, referral: Referral) -> bool:
+    """The referring practice sees its patient's coverage on a case; the reader does not (the case as the reader
+    reads it leaves coverage out: minimum necessary)."""
+    return actor.organization_id == referral.organization_id
+
+
 def require_referring_side(actor: Actor, referral: Referral) -> None:
     """Changes to the case itself (images, consent, submit, cancel) belong to the referring office."""
     require_role(actor, *CAPTURING_ROLES)
@@ -86,31 +94,81 @@ def require_referring_side(actor: Actor, referral: Referral) -> None:
         raise Forbidden("Only the referring office can do this")
 
 
-def _deny(session: Session, actor: Actor, object_type: str, object_id: uuid.UUID, owner: uuid.UUID | None,
-          referral_id: uuid.UUID | None) -> NotFound:
-    audit.record(
-        session,
-        actor,
-        f"{object_type}.access",
-        object_type=object_type,
-        object_id=object_id,
-        organization_id=owner,
-        referral_id=referral_id,
-        outcome="denied",
-    )
-    session.commit()
+def deny(session: Session, actor: Actor, object_type: str, object_id: uuid.UUID) -> NotFound:
+    """Not found, to someone outside, whether or not the object exists; the attempt is audited whatever
+    becomes of the request, with nothing in the row that the actor did not send."""
+    audit.record_denied(session, actor, f"{object_type}.access", object_type=object_type, object_id=object_id)
     return NotFound(f"{object_type.capitalize()} not found")
 
 
-def get_referral(session: Session, actor: Actor, referral_id: uuid.UUID) -> Referral:
-    require_role(actor, *CLINICAL_READ_ROLES)
-    referral = session.get(Referral, referral_id)
-    if referral is None:
-        raise NotFound("Referral not found")
-    if not session.execute(
+def _referral_visible(session: Session, actor: Actor, referral_id: uuid.UUID) -> bool:
+    return bool(session.execute(
         sa.select(sa.literal(True)).where(Referral.id == referral_id, referral_visibility(actor))
-    ).scalar():
-        raise _deny(session, actor, "referral", referral_id, referral.organization_id, referral_id)
+    ).scalar())
+
+
+def now() -> datetime:
+    """The clock emergency access is measured by (tests move it)."""
+    return utcnow()
+
+
+# The session.info key under which the emergency grants used in this session are kept, for the audit rows.
+EMERGENCY_MARKS = audit.EMERGENCY_MARKS
+
+
+def emergency_grant(session: Session, actor: Actor, referral_id: uuid.UUID) -> uuid.UUID | None:
+    """The actor's emergency access grant on the case that is in force now, if any. Only a dentist or specialist
+    holds one: a login whose role changed since loses it."""
+    if actor.user_id is None or actor.role not in READER_ROLES:
+        return None
+    moment = now()
+    return session.scalar(
+        sa.select(EmergencyAccess.id)
+        .where(EmergencyAccess.user_id == actor.user_id, EmergencyAccess.referral_id == referral_id,
+               EmergencyAccess.starts_at <= moment, EmergencyAccess.expires_at > moment)
+        .order_by(EmergencyAccess.expires_at.desc()).limit(1))
+
+
+def _through_grant(session: Session, actor: Actor, referral_id: uuid.UUID) -> bool:
+    """Whether the actor reaches the case through an emergency grant; if so, the grant is noted on the session
+    so that every audit row of this case the actor's request writes is flagged with it."""
+    grant = emergency_grant(session, actor, referral_id)
+    if grant is None:
+        return False
+    session.info.setdefault(EMERGENCY_MARKS, {})[(actor.user_id, referral_id)] = grant
+    return True
+
+
+def sees_referral(session: Session, actor: Actor, referral_id: uuid.UUID) -> bool:
+    """Whether the actor may see the case now, without recording anything (for what a page shows of it)."""
+    return _referral_visible(session, actor, referral_id) or _through_grant(session, actor, referral_id)
+
+
+def sees_without_grant(session: Session, actor: Actor, referral_id: uuid.UUID) -> bool:
+    """Whether the actor sees the case through their practice or assignment, emergency access aside."""
+    return _referral_visible(session, actor, referral_id)
+
+
+def require_regular_access(session: Session, actor: Actor, referral: Referral) -> None:
+    """Emergency access is for reading: writing on the case needs the ordinary right to see it."""
+    if not _referral_visible(session, actor, referral.id):
+        raise Forbidden("Emergency access lets you read this case, not act on it")
+
+
+def get_referral(session: Session, actor: Actor, referral_id: uuid.UUID) -> Referral:
+    return case_of(session, actor, referral_id, asked=("referral", referral_id))
+
+
+def case_of(session: Session, actor: Actor, referral_id: uuid.UUID | None, *,
+            asked: tuple[str, uuid.UUID]) -> Referral:
+    """The case a record belongs to, when the actor may see it: through their practice, their assignment, or an
+    emergency access grant in force (then the request's audit rows on the case are flagged). A refusal is
+    recorded as a refusal of the record that was asked for (``asked``: its type and id), never of its case."""
+    require_role(actor, *CLINICAL_READ_ROLES)
+    referral = session.get(Referral, referral_id) if referral_id is not None else None
+    if referral is None or not (_referral_visible(session, actor, referral.id)
+                                or _through_grant(session, actor, referral.id)):
+        raise deny(session, actor, *asked)
     return referral
 
 
@@ -120,10 +178,8 @@ def get_patient(session: Session, actor: Actor, patient_id: uuid.UUID,
     lets one in). A deleted patient answers 410, but only to those who could have seen it. Another
     practice's patient is not found whatever the actor's role; the role is checked on the practice's own."""
     patient = session.get(Patient, patient_id)
-    if patient is None:
-        raise NotFound("Patient not found")
-    if not actor.is_platform_admin and patient.organization_id != actor.organization_id:
-        raise _deny(session, actor, "patient", patient_id, patient.organization_id, None)
+    if patient is None or (not actor.is_platform_admin and patient.organization_id != actor.organization_id):
+        raise deny(session, actor, "patient", patient_id)
     require_role(actor, *roles)
     if patient.is_deleted:
         raise Gone("This patient's record was deleted")
@@ -132,13 +188,10 @@ def get_patient(session: Session, actor: Actor, patient_id: uuid.UUID,
 
 def get_image(session: Session, actor: Actor, image_id: uuid.UUID) -> Image:
     image = session.get(Image, image_id)
+    # The image is visible exactly when its referral is; a refusal names the image only, not its case.
     if image is None:
-        raise NotFound("Image not found")
-    # The image is visible exactly when its referral is.
-    try:
-        get_referral(session, actor, image.referral_id)
-    except NotFound:
-        raise NotFound("Image not found") from None
+        raise deny(session, actor, "image", image_id)
+    case_of(session, actor, image.referral_id, asked=("image", image_id))
     return image
 
 

@@ -4,7 +4,7 @@
 2. The client POSTs the form fields and the file to the store.
 3. ``complete_upload`` copies the object to an image key, reads the copy once (spooled to a
    temporary file while it is hashed), and passes it through the same checks and the same code as
-   a direct upload (``intake.admit_image``) before the image row is committed.
+   a direct upload (``intake.admit`` and ``intake.file_image``) before the image row is committed.
 4. ``sweep_expired_uploads`` (run by the worker) clears the keys of forms that were never completed.
 
 The copy is what keeps images write-once: until it expires, the form can be used again to replace
@@ -18,7 +18,7 @@ import hashlib
 import logging
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, BinaryIO, cast
@@ -26,6 +26,7 @@ from typing import Any, BinaryIO, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from referral import unit_of_work
 from referral.db import new_id, utcnow
 from referral.errors import (
     Conflict,
@@ -36,8 +37,8 @@ from referral.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
-from referral.models import Image, PendingUpload, PendingUploadStatus, Referral
-from referral.services import access, audit, intake
+from referral.models import IdempotencyRecord, Image, PendingUpload, PendingUploadStatus, Referral
+from referral.services import access, audit, idempotency, intake
 from referral.services.actor import Actor
 from storage import ObjectNotFound, PresignNotSupported, Storage, StorageError, StoredObject
 
@@ -81,7 +82,7 @@ class _Refused(ValidationFailed):
 
 
 @dataclass(frozen=True)
-class _Spooled:
+class Spooled:
     stream: BinaryIO
     size: int
     sha256: str
@@ -129,62 +130,76 @@ def complete_upload(
     declared: DeclaredFile,
     *,
     spool_dir: str | None = None,
-    before_commit: Callable[[Image], None] | None = None,
-) -> Image:
+    idempotent: idempotency.IdempotentRequest | None = None,
+) -> Image | idempotency.Replay:
     """Turn what the form delivered into an image of the referral, with the checks of a direct upload.
 
     A file the checks refuse is deleted and the upload is marked failed; the error is the one a
     direct upload of that file gets. A store outage leaves the upload pending, to be completed again.
     """
-    referral = intake.uploadable_referral(session, actor, referral_id)
+    referral = access.get_referral(session, actor, referral_id)
+    access.require_referring_side(actor, referral)
     pending = _own_pending_upload(session, actor, referral, upload_id)
-    _require_open(session, store, pending)
+    if _expire_if_due(session, store, pending):
+        # Recorded now, apart from this request's work, which cannot go on.
+        session.commit()
+    claimed: IdempotencyRecord | None = None
+    if idempotent is not None:
+        outcome = idempotency.claim(session, idempotent)
+        if isinstance(outcome, idempotency.Replay):
+            return outcome
+        claimed = outcome
+    intake.require_uploadable(actor, referral)
+    if pending.status != PendingUploadStatus.PENDING:
+        raise _settled(pending)
     intake.check_fields_against_referral(session, actor, referral, fields)
+    try:
+        image = _file_upload(session, store, actor, referral, pending, fields, declared, spool_dir)
+    except _FILE_REFUSALS as exc:
+        # The image's work is undone (and the copy it made deleted with it); the refusal is what remains.
+        session.rollback()
+        _record_refusal(session, store, actor, pending, referral, exc)
+        session.commit()
+        raise
+    if claimed is not None:
+        idempotency.complete(claimed, 201, image.id)
+    pending_key_to_clear = pending.storage_key
+    unit_of_work.after_commit(session, lambda: _delete_quietly(store, pending_key_to_clear),
+                              describe="clear a completed upload's key")
+    session.commit()
+    return image
+
+
+def _file_upload(session: Session, store: Storage, actor: Actor, referral: Referral, pending: PendingUpload,
+                 fields: dict[str, Any], declared: DeclaredFile, spool_dir: str | None) -> Image:
+    """Copy what arrived to an image key and file it like a direct upload, in the caller's transaction."""
     try:
         size = store.size(pending.storage_key)
     except ObjectNotFound:
         raise _nothing_arrived(session, pending) from None
-
+    _check_declared_size(size, pending.max_bytes, declared)
     image_id = new_id()
     key = intake.image_key(referral, image_id)
-    copied = False
     try:
-        _check_declared_size(size, pending.max_bytes, declared)
-        try:
-            store.copy(pending.storage_key, key)
-        except ObjectNotFound:
-            raise _nothing_arrived(session, pending) from None
-        copied = True
-        with _spooled(store, key, pending.max_bytes, spool_dir) as spooled:
-            # Re-checked on the copy: the form may have been used again since the size was read.
-            _check_declared_size(spooled.size, pending.max_bytes, declared)
-            if spooled.sha256 != declared.sha256:
-                raise _Refused(
-                    "The uploaded file's SHA-256 does not match the sha256 declared; it was deleted and nothing "
-                    "was stored. Start a new upload and send the file again.",
-                    {"sha256": [f"The uploaded file's SHA-256 is {spooled.sha256}."]},
-                )
-            upload = intake.Upload(stream=spooled.stream, size=spooled.size, sha256=spooled.sha256,
-                                   filename=declared.filename)
-            stored = StoredObject(key=key, size=spooled.size, sha256=spooled.sha256)
-
-            def settle(image: Image) -> None:
-                _settle_completed(session, actor, pending, referral, image)
-                if before_commit is not None:
-                    before_commit(image)
-
-            image = intake.admit_image(session, store, actor, referral, fields, upload, image_id=image_id,
-                                       key=key, store_original=lambda _content_type: stored, before_commit=settle)
-    except _FILE_REFUSALS as exc:
-        if copied:
-            _delete_quietly(store, key)
-        _settle_refused(session, store, actor, pending, referral, exc)
-        raise
-    except BaseException:
-        if copied:
-            _delete_quietly(store, key)
-        raise
-    _delete_quietly(store, pending.storage_key)
+        store.copy(pending.storage_key, key)
+    except ObjectNotFound:
+        raise _nothing_arrived(session, pending) from None
+    intake.keep_if_committed(session, store, key)
+    with spool_object(store, key, pending.max_bytes, spool_dir) as spooled:
+        # Re-checked on the copy: the form may have been used again since the size was read.
+        _check_declared_size(spooled.size, pending.max_bytes, declared)
+        if spooled.sha256 != declared.sha256:
+            raise _Refused(
+                "The uploaded file's SHA-256 does not match the sha256 declared; it was deleted and nothing "
+                "was stored. Start a new upload and send the file again.",
+                {"sha256": [f"The uploaded file's SHA-256 is {spooled.sha256}."]},
+            )
+        upload = intake.Upload(stream=spooled.stream, size=spooled.size, sha256=spooled.sha256,
+                               filename=declared.filename)
+        admission = intake.admit(session, actor, referral, fields, upload)
+        image = intake.file_image(session, store, actor, admission, image_id=image_id,
+                                  original=StoredObject(key=key, size=spooled.size, sha256=spooled.sha256))
+    _settle_completed(session, actor, pending, referral, image)
     return image
 
 
@@ -224,14 +239,15 @@ def _own_pending_upload(session: Session, actor: Actor, referral: Referral, uplo
     return pending
 
 
-def _require_open(session: Session, store: Storage, pending: PendingUpload) -> None:
-    if pending.status == PendingUploadStatus.PENDING and utcnow() > pending.expires_at + COMPLETION_GRACE:
-        _delete_quietly(store, pending.storage_key)
-        _mark_expired(session, pending)
-        session.commit()
-        session.refresh(pending)
-    if pending.status != PendingUploadStatus.PENDING:
-        raise _settled(pending)
+def _expire_if_due(session: Session, store: Storage, pending: PendingUpload) -> bool:
+    """Mark a form past its completion time expired (its key cleared once that is committed); whether it was."""
+    if pending.status != PendingUploadStatus.PENDING or utcnow() <= pending.expires_at + COMPLETION_GRACE:
+        return False
+    _mark_expired(session, pending)
+    key = pending.storage_key
+    unit_of_work.after_commit(session, lambda: _delete_quietly(store, key), describe="clear an expired upload's key")
+    session.expire(pending)
+    return True
 
 
 def _settled(pending: PendingUpload) -> Conflict:
@@ -267,7 +283,7 @@ def _check_declared_size(size: int, limit: int, declared: DeclaredFile) -> None:
 
 
 @contextlib.contextmanager
-def _spooled(store: Storage, key: str, limit: int, directory: str | None) -> Iterator[_Spooled]:
+def spool_object(store: Storage, key: str, limit: int, directory: str | None) -> Iterator[Spooled]:
     """The object's bytes in an unnamed temporary file, hashed as they are read: one read of the
     object, and memory that does not grow with its size."""
     with tempfile.TemporaryFile(dir=directory) as spool:
@@ -282,7 +298,7 @@ def _spooled(store: Storage, key: str, limit: int, directory: str | None) -> Ite
                 digest.update(chunk)
                 spool.write(chunk)
         spool.seek(0)
-        yield _Spooled(stream=cast(BinaryIO, spool), size=size, sha256=digest.hexdigest())
+        yield Spooled(stream=cast(BinaryIO, spool), size=size, sha256=digest.hexdigest())
 
 
 def _settle_completed(session: Session, actor: Actor, pending: PendingUpload, referral: Referral,
@@ -312,9 +328,10 @@ def _reason(exc: DomainError) -> str:
     return "file_refused"
 
 
-def _settle_refused(session: Session, store: Storage, actor: Actor, pending: PendingUpload, referral: Referral,
+def _record_refusal(session: Session, store: Storage, actor: Actor, pending: PendingUpload, referral: Referral,
                     exc: DomainError) -> None:
-    session.rollback()
+    """Mark the upload failed and clear what was sent, once that is committed; unless another request
+    settled it meanwhile, in which case what that one decided stands."""
     reason = _reason(exc)
     refused = session.execute(
         sa.update(PendingUpload)
@@ -322,14 +339,12 @@ def _settle_refused(session: Session, store: Storage, actor: Actor, pending: Pen
         .values(status=PendingUploadStatus.FAILED, failure_reason=reason, completed_at=utcnow())
     ).rowcount  # type: ignore[attr-defined]
     if refused != 1:
-        # Settled by another request meanwhile; what it decided stands.
-        session.rollback()
         return
     audit.record(session, actor, "image_upload.complete", object_type="upload", object_id=pending.id,
                  organization_id=referral.organization_id, referral_id=referral.id, outcome="refused",
                  details={"reason": reason, "status": exc.status_code})
-    session.commit()
-    _delete_quietly(store, pending.storage_key)
+    key = pending.storage_key
+    unit_of_work.after_commit(session, lambda: _delete_quietly(store, key), describe="clear a refused upload's key")
 
 
 def _mark_expired(session: Session, pending: PendingUpload) -> None:

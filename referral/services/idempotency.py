@@ -22,9 +22,22 @@ MAX_KEY_LENGTH = 255
 
 
 @dataclass(frozen=True)
+class IdempotentRequest:
+    """A request sent with an ``Idempotency-Key``: who sent it, the key, and what the request was."""
+
+    user_id: uuid.UUID
+    key: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
 class Replay:
+    """The outcome of the first request with a key: its status and the resource it created. (``body``
+    holds the whole first response for keys recorded before resources were referenced.)"""
+
     status: int
-    body: dict[str, Any]
+    resource_id: uuid.UUID | None
+    body: dict[str, Any] | None = None
 
 
 def fingerprint(*parts: str) -> str:
@@ -46,50 +59,48 @@ def validate_key(key: str) -> str:
     return key
 
 
-def claim(session: Session, user_id: uuid.UUID, key: str, request_fingerprint: str
-          ) -> IdempotencyRecord | Replay:
-    """Claim ``key`` for this request, or return the response stored for an identical earlier one."""
-    validate_key(key)
-    record = IdempotencyRecord(user_id=user_id, key=key, request_fingerprint=request_fingerprint)
-    session.add(record)
+def claim(session: Session, request: IdempotentRequest) -> IdempotencyRecord | Replay:
+    """Claim the key for this request in the caller's transaction, or return the outcome of an identical
+    earlier one.
+
+    The claim commits or rolls back with the work it guards: a request that fails leaves the key free for a
+    retry, and a second copy of a request still running waits on the key's unique index until the first one
+    ends, then replays its outcome."""
+    validate_key(request.key)
+    record = IdempotencyRecord(user_id=request.user_id, key=request.key, request_fingerprint=request.fingerprint)
     try:
-        session.commit()
+        with session.begin_nested():
+            session.add(record)
         return record
     except IntegrityError:
-        session.rollback()
+        pass
 
     existing = session.execute(
-        sa.select(IdempotencyRecord).where(IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key)
+        sa.select(IdempotencyRecord).where(IdempotencyRecord.user_id == request.user_id,
+                                           IdempotencyRecord.key == request.key)
     ).scalar_one()
-    if existing.request_fingerprint != request_fingerprint:
+    if existing.request_fingerprint != request.fingerprint:
         raise Conflict("This Idempotency-Key was already used for a different request; use a new key")
-    if existing.response_status is not None and existing.response_body is not None:
-        return Replay(existing.response_status, existing.response_body)
+    if existing.response_status is not None:
+        return Replay(existing.response_status, existing.resource_id, existing.response_body)
+    # A claim committed without its outcome: only a process that died between claiming in a transaction of its
+    # own and finishing the work leaves one. It is taken over once it is clearly abandoned.
     if utcnow() - existing.created_at < STALE_CLAIM:
         raise Conflict("A request with this Idempotency-Key is still being processed; retry shortly")
-    # Take over an abandoned claim; the conditional update lets only one retry win.
     taken = session.execute(
         sa.update(IdempotencyRecord)
         .where(IdempotencyRecord.id == existing.id, IdempotencyRecord.created_at == existing.created_at,
                IdempotencyRecord.response_status.is_(None))
         .values(created_at=utcnow())
     ).rowcount  # type: ignore[attr-defined]
-    session.commit()
     if taken != 1:
         raise Conflict("A request with this Idempotency-Key is still being processed; retry shortly")
     session.refresh(existing)
     return existing
 
 
-def complete(record: IdempotencyRecord, status: int, body: dict[str, Any]) -> None:
-    """Record the response; committed by the caller together with the work it describes."""
+def complete(record: IdempotencyRecord, status: int, resource_id: uuid.UUID) -> None:
+    """Record the outcome in the claim; committed by the caller together with the work it describes."""
     record.response_status = status
-    record.response_body = body
+    record.resource_id = resource_id
     record.completed_at = utcnow()
-
-
-def release(session: Session, record: IdempotencyRecord) -> None:
-    """Forget a claim whose request failed, so the client can retry with the same key."""
-    session.rollback()
-    session.execute(sa.delete(IdempotencyRecord).where(IdempotencyRecord.id == record.id))
-    session.commit()

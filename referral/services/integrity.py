@@ -18,7 +18,8 @@ A flag is cleared by a later repair run that finds the original intact again (re
 Names: an image names its original, preview and thumbnail until its objects are removed
 (``objects_removed_at``); a deleted image whose removal is still pending may or may not still have them,
 so neither answer is a problem. A referral names its scanned consent form. A direct-upload form names its
-``uploads/`` key until the worker has swept it, whether or not the client has sent anything yet.
+``uploads/`` key until the worker has swept it, whether or not the client has sent anything yet. A resumable
+upload names its ``tus/`` key, and the part and tail objects beside it, until the worker has swept it.
 
 A repair that would delete more than half of the store (and over 20 objects) deletes nothing and fails:
 that is what a server pointed at the wrong or an emptied database would see, and the objects are the
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -47,7 +49,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from referral.db import utcnow
-from referral.models import Image, MaintenanceRun, PendingUpload, Referral
+from referral.models import Image, MaintenanceRun, PendingUpload, Referral, TusUpload
 from referral.models.images import IntegrityProblem
 from referral.services import audit
 from referral.services.actor import Actor
@@ -90,6 +92,7 @@ class _Inventory:
     expected: dict[str, _Owner] = field(default_factory=dict)  # must be in the store
     tolerated: set[str] = field(default_factory=set)  # may be in the store
     originals: list[_Original] = field(default_factory=list)  # of images whose bytes are kept
+    tus_uploads: set[str] = field(default_factory=set)  # keys of resumable uploads not swept yet
 
 
 @dataclass
@@ -157,35 +160,45 @@ def check_storage(
     report.objects = len(listed)
     with factory() as session:
         inventory = _inventory(session)
-        session.rollback()
+    unnamed = {key for key in listed - inventory.expected.keys() - inventory.tolerated
+               if tus_base(key) not in inventory.tus_uploads}
+    aged = _ages(store, sorted(unnamed), now)
+    report.orphan_objects = len(aged)
+    report.orphans_in_grace = sum(1 for _, age in aged if age < grace)
+    if repair and not allow_mass_removal and _looks_like_the_wrong_database(
+            report.orphan_objects - report.orphans_in_grace, report.objects):
+        report.orphan_removal_refused = True
+        log.error("storage check: most of the store looks orphaned, which is more likely a wrong DATABASE_URL "
+                  "or a restored database than real orphans; nothing was removed")
+    for key, age in aged:
+        # Each removal is a transaction of its own, its row check read just before the object is deleted.
+        removed = (repair and not report.orphan_removal_refused and age >= grace
+                   and not _still_named(factory, key))
+        if removed:
+            store.delete(key)
+            with factory() as session:
+                _audit_orphan_removal(session, key, age)
+                session.commit()
+        report.orphans_removed += removed
+        report.note("orphan", key, in_grace=age < grace, removed=removed)
 
-        aged = _ages(store, sorted(listed - inventory.expected.keys() - inventory.tolerated), now)
-        report.orphan_objects = len(aged)
-        report.orphans_in_grace = sum(1 for _, age in aged if age < grace)
-        if repair and not allow_mass_removal and _looks_like_the_wrong_database(
-                report.orphan_objects - report.orphans_in_grace, report.objects):
-            report.orphan_removal_refused = True
-            log.error("storage check: most of the store looks orphaned, which is more likely a wrong DATABASE_URL "
-                      "or a restored database than real orphans; nothing was removed")
-        for key, age in aged:
-            removed = (repair and not report.orphan_removal_refused and age >= grace
-                       and _remove_orphan(session, store, key, age))
-            report.orphans_removed += removed
-            report.note("orphan", key, in_grace=age < grace, removed=removed)
+    missing = {key for key in inventory.expected.keys() - listed if _really_missing(factory, store, key)}
+    for key in sorted(missing):
+        owner = inventory.expected[key]
+        report.missing_objects += 1
+        report.note(IntegrityProblem.MISSING.value, key, object=owner.role, image_id=owner.image_id,
+                    referral_id=owner.referral_id)
+        log.error("storage check: the %s of %s %s is missing from the store", owner.role,
+                  "image" if owner.image_id else "referral", owner.image_id or owner.referral_id)
 
-        missing = {key for key in inventory.expected.keys() - listed if _really_missing(session, store, key)}
-        for key in sorted(missing):
-            owner = inventory.expected[key]
-            report.missing_objects += 1
-            report.note(IntegrityProblem.MISSING.value, key, object=owner.role, image_id=owner.image_id,
-                        referral_id=owner.referral_id)
-            log.error("storage check: the %s of %s %s is missing from the store", owner.role,
-                      "image" if owner.image_id else "referral", owner.image_id or owner.referral_id)
-
-        for original in inventory.originals:
-            found = _examine(store, report, original, missing=original.key in missing, checksums=checksums)
-            if repair and found != "unchecked":
-                _settle_flag(session, report, original, None if found == "intact" else found, now)
+    for original in inventory.originals:
+        found = _examine(store, report, original, missing=original.key in missing, checksums=checksums)
+        problem = None if found == "intact" else found
+        if repair and found != "unchecked" and problem != original.problem:
+            # Under a row lock, in a transaction of its own.
+            with factory() as session:
+                if _flag(session, report, original, problem, now):
+                    session.commit()
     return report
 
 
@@ -214,29 +227,39 @@ def _inventory(session: Session) -> _Inventory:
     # A form not swept yet may still be used, or have been used, whatever its status says.
     inventory.tolerated.update(session.scalars(
         sa.select(PendingUpload.storage_key).where(PendingUpload.swept_at.is_(None))))
+    # So may a resumable upload's joined object, parts and tail, until the upload is swept.
+    inventory.tus_uploads.update(session.scalars(
+        sa.select(TusUpload.storage_key).where(TusUpload.swept_at.is_(None))))
     return inventory
 
 
-def _still_named(session: Session, key: str, *, live_only: bool = False) -> bool:
+def tus_base(key: str) -> str:
+    """The upload key a resumable upload's object belongs to: its part and tail objects carry a suffix."""
+    if not key.startswith("tus/"):
+        return key
+    return re.sub(r"\.(tail|part)-[^/]*$", "", key)
+
+
+def _still_named(factory: sessionmaker[Session], key: str, *, live_only: bool = False) -> bool:
     """Whether a row names ``key`` now (indexed lookups only: a rendition's key is its original's plus a
-    suffix). ``live_only`` leaves out deleted images whose objects are still to be removed."""
+    suffix). ``live_only`` leaves out deleted images whose objects are still to be removed. Read in a session
+    of its own, closed before the store is called."""
     originals = {key, key.removesuffix(PREVIEW_SUFFIX), key.removesuffix(THUMBNAIL_SUFFIX)}
     images = sa.select(Image.id).where(Image.storage_key.in_(originals), Image.objects_removed_at.is_(None))
     queries = (
         images.where(Image.deleted_at.is_(None)) if live_only else images,
         sa.select(PendingUpload.id).where(PendingUpload.storage_key == key, PendingUpload.swept_at.is_(None)),
         sa.select(Referral.id).where(Referral.consent_form_key == key),
+        sa.select(TusUpload.id).where(TusUpload.storage_key == tus_base(key), TusUpload.swept_at.is_(None)),
     )
-    try:
+    with factory() as session:
         return any(session.execute(query.limit(1)).first() is not None for query in queries)
-    finally:
-        session.rollback()
 
 
-def _really_missing(session: Session, store: Storage, key: str) -> bool:
+def _really_missing(factory: sessionmaker[Session], store: Storage, key: str) -> bool:
     # Not missing if written after the listing, or no longer named (an image deleted or a consent form
     # replaced meanwhile).
-    return _still_named(session, key, live_only=True) and not store.exists(key)
+    return _still_named(factory, key, live_only=True) and not store.exists(key)
 
 
 def _organization_of(key: str) -> uuid.UUID | None:
@@ -264,16 +287,11 @@ def _looks_like_the_wrong_database(old_orphans: int, objects: int) -> bool:
     return old_orphans > MASS_REMOVAL_FLOOR and old_orphans * 2 > objects
 
 
-def _remove_orphan(session: Session, store: Storage, key: str, age: timedelta) -> bool:
-    if _still_named(session, key):
-        return False
-    store.delete(key)
+def _audit_orphan_removal(session: Session, key: str, age: timedelta) -> None:
     minutes = int(age.total_seconds() // 60)
     audit.record(session, Actor.operator(), "storage.orphan_remove", object_type="stored_object", object_id=None,
                  organization_id=_organization_of(key), details={"key": key, "age_minutes": minutes})
-    session.commit()
     log.warning("storage check removed an object no row names (%d minutes old)", minutes)
-    return True
 
 
 def _sha256_of(store: Storage, key: str) -> tuple[str, int] | None:
@@ -312,15 +330,13 @@ def _examine(store: Storage, report: IntegrityReport, original: _Original, *, mi
     return IntegrityProblem.CHECKSUM_MISMATCH.value
 
 
-def _settle_flag(session: Session, report: IntegrityReport, original: _Original, problem: str | None,
-                 now: datetime) -> None:
-    """Record ``problem`` (None: intact) on the image, under a row lock, if that changes anything."""
-    if problem == original.problem:
-        return
+def _flag(session: Session, report: IntegrityReport, original: _Original, problem: str | None,
+          now: datetime) -> bool:
+    """Record ``problem`` (None: intact) on the image if that changes anything, in the caller's transaction;
+    whether it did."""
     image = session.get(Image, original.image_id, with_for_update=True)
     if image is None or image.is_deleted or image.integrity_problem == problem:
-        session.rollback()
-        return
+        return False
     previous = image.integrity_problem
     image.integrity_problem = problem
     image.integrity_problem_since = now if problem is not None else None
@@ -332,7 +348,7 @@ def _settle_flag(session: Session, report: IntegrityReport, original: _Original,
         action, details = "image.integrity_flag", {"problem": problem}
     audit.record(session, Actor.operator(), action, object_type="image", object_id=image.id,
                  organization_id=image.organization_id, referral_id=image.referral_id, details=details)
-    session.commit()
+    return True
 
 
 # -- the worker's periodic sweep ------------------------------------------------------------------------------

@@ -106,14 +106,11 @@ class Removal:
     done: list[uuid.UUID] = field(default_factory=list)
 
 
-def remove_objects(session: Session, store: Storage, images: Iterable[Image], now: datetime) -> Removal:
-    """Delete the stored objects of tombstoned images, then record that they are gone. A missing object
-    is already what we want; an unreachable store leaves the image pending for the next run."""
-    targets = [(image.id, image_keys(image)) for image in images]
-    # The database is not held while the store is called.
-    session.commit()
+def remove_objects(store: Storage, images: Iterable[Image]) -> Removal:
+    """Delete the stored objects of tombstoned images (nothing in the database is held meanwhile). A missing
+    object is already what we want; an unreachable store leaves the image pending for the next run."""
     result = Removal()
-    for image_id, keys in targets:
+    for image_id, keys in [(image.id, image_keys(image)) for image in images]:
         try:
             for key in keys:
                 store.delete(key)
@@ -124,12 +121,15 @@ def remove_objects(session: Session, store: Storage, images: Iterable[Image], no
             continue
         result.objects_removed += len(keys)
         result.done.append(image_id)
-    for batch in _batches(result.done):
+    return result
+
+
+def mark_removed(session: Session, image_ids: list[uuid.UUID], now: datetime) -> None:
+    """Record, in the caller's transaction, that the objects of these images are gone."""
+    for batch in _batches(image_ids):
         for image in session.scalars(sa.select(Image).where(Image.id.in_(batch), Image.objects_removed_at.is_(None))
                                      .with_for_update()):
             image.objects_removed_at = now
-        session.commit()
-    return result
 
 
 def _pending_removal(session: Session) -> list[Image]:
@@ -170,7 +170,11 @@ def apply_retention(session: Session, store: Storage, *, now: datetime | None = 
                                       "retention_days": days})
                 counts["images_deleted"] += 1
             session.commit()
-    removal = remove_objects(session, store, _pending_removal(session), now)
+    pending = _pending_removal(session)
+    session.commit()  # the database is not held while the store is called
+    removal = remove_objects(store, pending)
+    mark_removed(session, removal.done, now)
+    session.commit()
     counts["objects_removed"] = removal.objects_removed
     counts["removals_failed"] = removal.failed
     return counts
@@ -223,7 +227,9 @@ def delete_patient(session: Session, store: Storage, actor: Actor, patient_id: u
                  organization_id=patient.organization_id,
                  details={"referrals": len(referrals), "images": len(images), "consent_forms": consent_forms})
     session.commit()
-    remove_objects(session, store, images, now)
+    removal = remove_objects(store, images)
+    mark_removed(session, removal.done, now)
+    session.commit()
 
 
 def _erase_identity(patient: Patient, now: datetime) -> None:
@@ -235,4 +241,5 @@ def _erase_identity(patient: Patient, now: datetime) -> None:
     patient.coverage_payer_id = patient.coverage_payer_name = None
     patient.coverage_member_id = patient.coverage_group_number = None
     patient.coverage_relationship = None
+    patient.clear_subscriber()
     patient.deleted_at = now

@@ -35,6 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
+from referral.config import DEFAULT_WEBHOOK_MAX_ATTEMPTS
 from referral.db import new_id, utcnow
 from referral.models import DeliveryStatus, OutboxEvent, Webhook, WebhookDelivery
 from referral.services import webhook_http
@@ -52,11 +53,11 @@ EVENT_TYPES = (
     "referral.resubmitted",
     "report.signed",
     "claims.ready",
+    "message.created",
 )
 SIGNATURE_HEADER = "X-Referral-Signature"
 EVENT_ID_HEADER = "X-Referral-Event-Id"
 USER_AGENT = "teledentistry-referral-webhooks/1"
-DEFAULT_MAX_ATTEMPTS = 8
 
 Sender = Callable[..., SendResult]
 SessionFactory = Callable[[], Session]
@@ -180,7 +181,7 @@ _random = secrets.SystemRandom()
 class RetryPolicy:
     """How hard to try. ``jitter(low, high)`` picks the delay; tests pass a deterministic one."""
 
-    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    max_attempts: int = DEFAULT_WEBHOOK_MAX_ATTEMPTS
     base: timedelta = timedelta(seconds=30)
     cap: timedelta = timedelta(hours=1)
     # Longer than a claimed batch takes to send (batch x timeout), so a live worker keeps its claim.

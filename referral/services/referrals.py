@@ -9,9 +9,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, joinedload, selectinload
 
+from referral import dental
 from referral.db import utcnow
 from referral.errors import ValidationFailed
-from referral.models import Patient, Provider, Referral
+from referral.models import Image, Organization, Patient, Provider, Referral
 from referral.models.enums import (
     ConsentGivenBy,
     ConsentMethod,
@@ -22,8 +23,9 @@ from referral.models.enums import (
     Specialty,
     Urgency,
 )
-from referral.services import access, audit
+from referral.services import access, audit, clock
 from referral.services.actor import Actor
+from referral.services.consent import check_giver
 from referral.services.pagination import page
 from referral.services.workflow import WorkflowSettings
 
@@ -43,6 +45,12 @@ def create_referral(session: Session, actor: Actor, data: dict[str, Any],
         raise ValidationFailed("This patient's record was deleted", {"patient_id": ["Deleted patient."]})
     referring = access.get_own_provider(session, organization_id, data["referring_provider_id"],
                                         "referring_provider_id")
+    if referring.specialty == Specialty.ASSISTANT:
+        # The referring dentist renders the capturing practice's claim; an assistant takes images only.
+        raise ValidationFailed("A dental assistant cannot be the referring provider",
+                               {"referring_provider_id": [
+                                   "Choose a dentist of the practice: a dental assistant takes images but does "
+                                   "not refer or bill for them."]})
     target_id = data.get("target_provider_id")
     if target_id is not None and session.get(Provider, target_id) is None:
         raise ValidationFailed("target_provider_id is not a known provider",
@@ -50,23 +58,29 @@ def create_referral(session: Session, actor: Actor, data: dict[str, Any],
     now = utcnow()
     urgency = Urgency(data["urgency"])
     consent = data.get("consent")
+    if consent:
+        check_giver(patient, consent["given_by"], consent["given_at"])
     referral = Referral(
         organization_id=organization_id,
         patient_id=patient.id,
         referring_provider_id=referring.id,
         specialty=Specialty(data["specialty"]),
         reason=data["reason"],
+        reason_code=data.get("reason_code"),
         teeth=data.get("teeth") or [],
         urgency=urgency,
         due_at=settings.due_at(urgency.value, now),
         mode=Mode(data["mode"]),
         scope=Scope(data.get("scope") or Scope.EVALUATE_ONLY),
-        place_of_service=data.get("place_of_service") or "11",
+        questions=list(data.get("questions") or []),
+        restorability_decided_by=data.get("restorability_decided_by"),
+        place_of_service=data.get("place_of_service") or _default_place(session, organization_id),
         target_provider_id=target_id,
         status=ReferralStatus.DRAFT,
         consent_given_by=ConsentGivenBy(consent["given_by"]) if consent else None,
         consent_method=ConsentMethod(consent["method"]) if consent else None,
-        consent_given_at=consent["given_at"] if consent else None,
+        consent_given_at=clock.practice_moment(consent["given_at"], clock.practice_zone(session, organization_id),
+                                               "consent.given_at", "The time of consent") if consent else None,
         created_by_user_id=user_id,
         created_at=now,
         updated_at=now,
@@ -80,15 +94,25 @@ def create_referral(session: Session, actor: Actor, data: dict[str, Any],
 
 
 def read_referral(session: Session, actor: Actor, referral_id: uuid.UUID) -> Referral:
-    referral = access.get_referral(session, actor, referral_id)
-    # The case is shown with its patient, images, events and report state. Loaded here, inside this
-    # transaction (three queries), rather than lazily one by one after the commit, which costs a second
-    # connection checkout and transaction per read (measured in bench/api.py).
-    session.execute(
-        sa.select(Referral).where(Referral.id == referral.id).options(
-            joinedload(Referral.patient), joinedload(Referral.interpretation),
-            selectinload(Referral.images), selectinload(Referral.events))
-    ).unique().one()
+    """The case with its patient, images (with who captured them), events and report state, loaded in three
+    SELECTs whatever the number of images, then the audit row and one COMMIT.
+
+    The access check is the first SELECT's WHERE clause: a referral the actor may not see loads nothing and is
+    refused exactly as ``access.get_referral`` refuses it (404, audited as denied)."""
+    access.require_role(actor, *access.CLINICAL_READ_ROLES)
+
+    def load(*visible: sa.ColumnElement[bool]) -> Referral | None:
+        return session.execute(
+            sa.select(Referral).where(Referral.id == referral_id, *visible).options(
+                joinedload(Referral.patient), joinedload(Referral.interpretation),
+                selectinload(Referral.images).joinedload(Image.captured_by), selectinload(Referral.events))
+        ).unique().scalar_one_or_none()
+
+    referral = load(access.referral_visibility(actor))
+    if referral is None and access.sees_referral(session, actor, referral_id):
+        referral = load()  # an emergency grant: the read is flagged with it in the audit row
+    if referral is None:
+        raise access.deny(session, actor, "referral", referral_id)
     audit.record(session, actor, "referral.read", object_type="referral", object_id=referral.id,
                  organization_id=referral.organization_id, referral_id=referral.id)
     session.commit()
@@ -104,10 +128,55 @@ def is_overdue(referral: Referral, now: datetime | None = None) -> bool:
     return referral.status in AWAITING_RESPONSE and referral.due_at < (now or utcnow())
 
 
+SEARCH_MAX = 100
+
+
+def _prefix(text: str) -> str:
+    """A LIKE pattern for values starting with ``text`` (lower case), its wildcards escaped."""
+    return text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def search_condition(text: str) -> sa.ColumnElement[bool] | None:
+    """Referrals found by a search box: a patient's name (the start of the last or first name, or of both, as
+    "Last, First" or "First Last"), a tooth the case names (19, #19, tooth 19, A) or the start of the accession
+    number. ``None`` when the text is empty. A deleted patient's record has no name to find."""
+    text = " ".join(text.split())
+    if not text:
+        return None
+    if len(text) > SEARCH_MAX:
+        raise ValidationFailed("The search is too long", {"q": [f"At most {SEARCH_MAX} characters."]})
+    if any(ord(ch) < 32 for ch in text):
+        raise ValidationFailed("The search holds control characters", {"q": ["Control characters are not allowed."]})
+
+    def starts(column: Any, word: str) -> sa.ColumnElement[bool]:
+        return sa.func.lower(column).like(_prefix(word), escape="\\")
+
+    parts = [p for p in text.replace(",", " , ").split(" ") if p]
+    words = [p for p in parts if p != ","]
+    if len(words) == 2 and "," in parts:  # "Last, First"
+        by_name = sa.and_(starts(Patient.last_name, words[0]), starts(Patient.first_name, words[1]))
+    elif len(words) == 2:  # "First Last", or "Last First"
+        by_name = sa.or_(sa.and_(starts(Patient.first_name, words[0]), starts(Patient.last_name, words[1])),
+                         sa.and_(starts(Patient.last_name, words[0]), starts(Patient.first_name, words[1])))
+    else:
+        whole = text.replace(",", "").strip()
+        by_name = sa.or_(starts(Patient.last_name, whole), starts(Patient.first_name, whole))
+    found: list[sa.ColumnElement[bool]] = [sa.and_(Patient.deleted_at.is_(None), by_name)]
+    bare = text.lower().removeprefix("tooth").lstrip(" #")
+    tooth = dental.try_tooth(bare)
+    if tooth is not None:
+        # The teeth are a JSON list of strings on both databases: the designation in quotes is one element.
+        found.append(sa.cast(Referral.teeth, sa.Text).like(f'%"{tooth}"%'))
+    if text.isalnum():
+        found.append(Referral.accession_number.like(_prefix(text).upper(), escape="\\"))
+    return sa.or_(*found)
+
+
 def list_referrals(session: Session, actor: Actor, *, view: str | None = None, statuses: list[str] | None = None,
                    urgency: str | None = None, overdue: bool | None = None, cursor: str | None = None,
-                   limit: int | None = None) -> tuple[list[Referral], str | None]:
-    """The sent box of a practice or the inbox of a reader, by response deadline then id."""
+                   limit: int | None = None, q: str | None = None) -> tuple[list[Referral], str | None]:
+    """The sent box of a practice or the inbox of a reader, by response deadline then id; ``q`` narrows it to
+    the cases a search finds (see ``search_condition``)."""
     access.require_role(actor, *access.CLINICAL_READ_ROLES)
     if view is None:
         view = "inbox" if actor.role == Role.SPECIALIST else "sent"
@@ -125,8 +194,20 @@ def list_referrals(session: Session, actor: Actor, *, view: str | None = None, s
     if overdue is not None:
         late = sa.and_(Referral.status.in_(AWAITING_RESPONSE), Referral.due_at < utcnow())
         query = query.where(late if overdue else sa.not_(late))
+    searched = search_condition(q) if q else None
+    if searched is not None:
+        query = query.join(Patient, Patient.id == Referral.patient_id).where(searched)
     items, next_cursor = page(session, query, [Referral.due_at, Referral.id], cursor, limit)
+    details: dict[str, Any] = {"count": len(items), "view": view}
+    if searched is not None:
+        details["searched"] = True  # never the words searched for: they may be a patient's name
     audit.record(session, actor, "referral.list", object_type="referral", object_id=None,
-                 organization_id=actor.organization_id, details={"count": len(items), "view": view})
+                 organization_id=actor.organization_id, details=details)
     session.commit()
     return items, next_cursor
+
+
+def _default_place(session: Session, organization_id: uuid.UUID) -> str:
+    """The practice's default place of service, for a referral that names none."""
+    org = session.get(Organization, organization_id)
+    return org.default_place_of_service if org is not None and org.default_place_of_service else "11"

@@ -42,6 +42,8 @@ def canonical_content(report: Report, referral: Referral, signed_at: datetime) -
         "evaluation_performed": report.evaluation_performed,
         "signed_at": signed_at.isoformat(),
     }
+    if report.answer is not None:  # reports signed before the question existed keep their hash
+        document["answer"] = report.answer
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -80,6 +82,7 @@ def draft(session: Session, actor: Actor, referral_id: uuid.UUID, data: dict[str
     report.findings = stored_findings
     report.impression = data.get("impression")
     report.recommendation = data.get("recommendation")
+    report.answer = data.get("answer")
     report.evaluation_performed = bool(data.get("evaluation_performed", False))
     report.updated_at = now
     session.flush()

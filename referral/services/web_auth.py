@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from referral.db import utcnow
 from referral.errors import ValidationFailed
-from referral.models import SignInAttempt, User, WebSession
+from referral.models import SignInAttempt, User, UserMfa, WebSession
 from referral.models.enums import Role
 from referral.services import audit
 from referral.services.actor import Actor
@@ -28,6 +28,11 @@ ACCOUNT_FAILURE_LIMIT = 5
 # Several people of one clinic sign in from the same address, so the address limit is looser than the
 # account limit; it still stops one machine from spraying guesses across many accounts.
 ADDRESS_FAILURE_LIMIT = 20
+# A session whose password was right but whose second step (a code, or enrolling an authenticator where that is
+# required) is still owed: it can do nothing else, and lapses after this long.
+PENDING_CODE = "code"
+PENDING_ENROL = "enrol"
+PENDING_LIFETIME = timedelta(minutes=10)
 
 _hasher = PasswordHasher()  # argon2id with the library's current RFC 9106 parameters
 # Verified against when the email is unknown, so a miss takes as long as a wrong password and response
@@ -41,6 +46,37 @@ def check_password_rules(password: str) -> None:
             f"A password is {PASSWORD_MIN_LENGTH} to {PASSWORD_MAX_LENGTH} characters",
             {"password": [f"Length must be between {PASSWORD_MIN_LENGTH} and {PASSWORD_MAX_LENGTH}."]},
         )
+
+
+# Words that make up most guessed passwords; a password that is one of them padded with digits and symbols
+# (Password2026!, dentist123456) is refused whatever its length.
+_GUESSABLE_WORDS = frozenset({
+    "password", "passw0rd", "qwerty", "qwertyuiop", "letmein", "welcome", "admin", "administrator", "dentist",
+    "dental", "teeth", "tooth", "referral", "teledentistry", "changeme", "iloveyou", "monkey", "dragon",
+    "sunshine", "football", "baseball", "abc", "abcdef", "abcdefghijkl", "secret", "login", "practice",
+})
+_MIN_DISTINCT_CHARACTERS = 5
+
+
+def check_password_strength(password: str, email: str | None = None) -> None:
+    """The rules for a new password chosen by a person: the length rules, enough different characters,
+    not a guessable word padded with digits, and not the account's own email name."""
+    check_password_rules(password)
+    lowered = password.lower()
+    problem = None
+    if len(set(lowered)) < _MIN_DISTINCT_CHARACTERS:
+        problem = "uses too few different characters"
+    elif lowered.strip("0123456789!@#$%^&*()-_=+.,?~ ") in _GUESSABLE_WORDS | {""}:
+        problem = "is a common word or number that is easy to guess"
+    elif lowered in "1234567890" * 13 or lowered in "abcdefghijklmnopqrstuvwxyz":
+        problem = "is a simple sequence"
+    elif email:
+        name = email.split("@", 1)[0].lower()
+        if len(name) >= 4 and name in lowered:
+            problem = "contains your email name"
+    if problem:
+        raise ValidationFailed(f"This password {problem}; choose a longer phrase only you would think of",
+                               {"password": [f"The password {problem}."]})
 
 
 def hash_password(password: str) -> str:
@@ -74,6 +110,13 @@ def _recent_failures(session: Session, column: Any, value: str, now: datetime) -
     return int(session.scalar(query) or 0)
 
 
+def throttled(session: Session, email: str, ip_address: str | None, now: datetime) -> bool:
+    """Too many recent failures (wrong passwords and wrong codes) for this account or this address."""
+    return (_recent_failures(session, SignInAttempt.email, email, now) >= ACCOUNT_FAILURE_LIMIT
+            or (ip_address is not None
+                and _recent_failures(session, SignInAttempt.ip_address, ip_address, now) >= ADDRESS_FAILURE_LIMIT))
+
+
 def _web_actor(user: User | None, ip_address: str | None, user_agent: str | None) -> Actor:
     if user is None:
         return Actor(user_id=None, organization_id=None, role=None, ip_address=ip_address, user_agent=user_agent)
@@ -88,14 +131,13 @@ class NewSession:
 
 
 def sign_in(session: Session, email: str, password: str, *, ip_address: str | None,
-            user_agent: str | None) -> NewSession:
+            user_agent: str | None, mfa_required: bool = False) -> NewSession:
     """Check the password, counting failures per account and per address; a throttled try is refused
-    before the password is even looked at, so a correct guess during the lockout teaches nothing."""
+    before the password is even looked at, so a correct guess during the lockout teaches nothing. The new
+    session still owes its second step when the user has MFA on, or must enrol where MFA is required."""
     email = email.strip().lower()[:254]
     now = utcnow()
-    if (_recent_failures(session, SignInAttempt.email, email, now) >= ACCOUNT_FAILURE_LIMIT
-            or (ip_address is not None
-                and _recent_failures(session, SignInAttempt.ip_address, ip_address, now) >= ADDRESS_FAILURE_LIMIT)):
+    if throttled(session, email, ip_address, now):
         audit.record(session, _web_actor(None, ip_address, user_agent), "session.sign_in", object_type="user",
                      object_id=None, organization_id=None, outcome="throttled")
         session.commit()
@@ -112,20 +154,65 @@ def sign_in(session: Session, email: str, password: str, *, ip_address: str | No
         raise SignInRefused
     if user.password_hash and _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
-    token = secrets.token_urlsafe(32)
-    row = WebSession(id=hash_token(token), user_id=user.id, created_at=now, last_seen_at=now,
-                     expires_at=now + SESSION_LIFETIME, csrf_token=secrets.token_urlsafe(32),
-                     ip_address=ip_address, user_agent=(user_agent or "")[:200] or None)
-    session.add(row)
-    audit.record(session, _web_actor(user, ip_address, user_agent), "session.sign_in", object_type="user",
-                 object_id=user.id, organization_id=user.organization_id)
+    new = start_session(session, user, ip_address=ip_address, user_agent=user_agent, mfa_required=mfa_required)
     session.commit()
+    return new
+
+
+def _second_step(session: Session, user: User, mfa_required: bool) -> str | None:
+    mfa = session.get(UserMfa, user.id)
+    if mfa is not None and mfa.enabled_at is not None:
+        return PENDING_CODE
+    return PENDING_ENROL if mfa_required else None
+
+
+def start_session(session: Session, user: User, *, ip_address: str | None, user_agent: str | None,
+                  mfa_required: bool = False) -> NewSession:
+    """A new session for ``user`` after their password, with its audit row, in the caller's transaction: signed
+    in, or (``mfa_pending``) waiting for its second step, which ``complete_session`` records."""
+    now = utcnow()
+    token = secrets.token_urlsafe(32)
+    pending = _second_step(session, user, mfa_required)
+    row = WebSession(id=hash_token(token), user_id=user.id, created_at=now, last_seen_at=now,
+                     expires_at=now + (PENDING_LIFETIME if pending else SESSION_LIFETIME),
+                     csrf_token=secrets.token_urlsafe(32), ip_address=ip_address,
+                     user_agent=(user_agent or "")[:200] or None, mfa_pending=pending)
+    session.add(row)
+    audit.record(session, _web_actor(user, ip_address, user_agent),
+                 "session.password" if pending else "session.sign_in", object_type="user",
+                 object_id=user.id, organization_id=user.organization_id,
+                 details={"next_step": pending} if pending else None)
     return NewSession(token=token, row=row)
 
 
-def resume(session: Session, token: str, *, idle: timedelta) -> tuple[WebSession | None, str | None]:
+def complete_session(session: Session, row: WebSession, user: User, *, method: str, now: datetime,
+                     details: dict[str, Any] | None = None) -> None:
+    """The second step is done: the session is signed in from now on (its 12 hours count from the password), in
+    the caller's transaction."""
+    row.mfa_pending = None
+    row.expires_at = row.created_at + SESSION_LIFETIME
+    row.last_seen_at = now
+    audit.record(session, _web_actor(user, row.ip_address, row.user_agent), "session.sign_in",
+                 object_type="user", object_id=user.id, organization_id=user.organization_id,
+                 details={"mfa": method, **(details or {})})
+
+
+def end_sessions(session: Session, user: User, reason: str) -> int:
+    """End every live session of ``user`` (password reset, deactivation), in the caller's transaction."""
+    now = utcnow()
+    rows = list(session.scalars(sa.select(WebSession).where(WebSession.user_id == user.id,
+                                                            WebSession.revoked_at.is_(None),
+                                                            WebSession.expires_at > now)))
+    for row in rows:
+        _revoke(session, row, reason, now)
+    return len(rows)
+
+
+def resume(session: Session, token: str, *, idle: timedelta,
+           touch: bool = True) -> tuple[WebSession | None, str | None]:
     """The live session for a cookie and ``None``, or ``None`` and why it ended (``idle``, ``expired``)
-    when it just did. The idle rule is applied here, on the server, on every request."""
+    when it just did. The idle rule is applied here, on the server, on every request; a request counts as
+    activity unless ``touch`` is false (a page asking how long its session has left)."""
     if not token or len(token) > 100:
         return None, None
     row = session.get(WebSession, hash_token(token))
@@ -142,10 +229,19 @@ def resume(session: Session, token: str, *, idle: timedelta) -> tuple[WebSession
         reason = "inactive"
     if reason is not None:
         _revoke(session, row, reason, now)
+        session.commit()
         return None, reason
-    row.last_seen_at = now
+    if touch:
+        row.last_seen_at = now
     session.commit()
     return row, None
+
+
+def seconds_left(row: WebSession, idle: timedelta) -> int:
+    """How long this session stays signed in without further activity (the idle rule or the absolute end)."""
+    now = utcnow()
+    end = min(row.last_seen_at + idle, row.expires_at)
+    return max(0, int((end - now).total_seconds()))
 
 
 def _revoke(session: Session, row: WebSession, reason: str, now: datetime) -> None:
@@ -156,11 +252,11 @@ def _revoke(session: Session, row: WebSession, reason: str, now: datetime) -> No
                  "session.sign_out" if reason == "logout" else "session.end", object_type="user",
                  object_id=row.user_id, organization_id=user.organization_id if user else None,
                  details={"reason": reason})
-    session.commit()
 
 
 def sign_out(session: Session, row: WebSession) -> None:
     _revoke(session, row, "logout", utcnow())
+    session.commit()
 
 
 def actor_for(user: User, ip_address: str | None, user_agent: str | None) -> Actor:

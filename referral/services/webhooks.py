@@ -77,12 +77,8 @@ def get_webhook(session: Session, actor: Actor, webhook_id: uuid.UUID) -> Webhoo
     # practice, only its admins manage webhooks.
     organization_id, _ = access.membership(actor)
     webhook = session.get(Webhook, webhook_id)
-    if webhook is None or webhook.deleted_at is not None:
-        raise NotFound("Webhook not found")
-    if webhook.organization_id != organization_id:
-        audit.record(session, actor, "webhook.access", object_type="webhook", object_id=webhook_id,
-                     organization_id=webhook.organization_id, outcome="denied")
-        session.commit()
+    if webhook is None or webhook.deleted_at is not None or webhook.organization_id != organization_id:
+        audit.record_denied(session, actor, "webhook.access", object_type="webhook", object_id=webhook_id)
         raise NotFound("Webhook not found")
     access.require_role(actor, Role.ORG_ADMIN)
     return webhook

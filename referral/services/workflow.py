@@ -27,8 +27,9 @@ from referral.errors import Conflict, Forbidden, ValidationFailed
 from referral.models import Image, Organization, Provider, Referral, ReferralDecline, ReferralEvent
 from referral.models.enums import ConsentGivenBy, ConsentMethod, ImageKind, ReferralStatus, Specialty
 from referral.observability import metrics
-from referral.services import access, audit, outbox, routing
+from referral.services import access, audit, clock, outbox, routing
 from referral.services.actor import Actor
+from referral.services.consent import check_giver
 
 S = ReferralStatus
 
@@ -104,7 +105,6 @@ def _move(
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
-        session.rollback()
         raise Conflict("The referral was changed by someone else meanwhile; reload it and try again")
     session.refresh(referral)
     session.add(ReferralEvent(referral_id=referral.id, at=now, action=action, from_status=current.value,
@@ -144,6 +144,13 @@ def consent_required(session: Session, referral: Referral, settings: WorkflowSet
     return org_requires or referral.patient.state in settings.consent_required_states
 
 
+def _still_needed(teeth: list[str]) -> str:
+    """'A periapical of tooth 30 is still needed', or for several: 'Periapicals of teeth 3, 19 and 30 are ...'."""
+    if len(teeth) == 1:
+        return f"A periapical of tooth {teeth[0]} is still needed"
+    return f"Periapicals of teeth {', '.join(teeth[:-1])} and {teeth[-1]} are still needed"
+
+
 def _check_ready(session: Session, referral: Referral, settings: WorkflowSettings) -> None:
     images = referral.images
     if not images:
@@ -152,9 +159,10 @@ def _check_ready(session: Session, referral: Referral, settings: WorkflowSetting
     missing = missing_views(referral, images)
     if missing:
         raise ValidationFailed(
-            f"A {referral.specialty.value.replace('_', ' ')} referral needs a periapical of every tooth named; "
-            f"missing: {', '.join(missing)}",
-            {"images": [f"No periapical of tooth {tooth}." for tooth in missing], "missing_teeth": missing},
+            f"{_still_needed(missing)} before sending: a {referral.specialty.value.replace('_', ' ')} referral "
+            "needs a periapical of every tooth named",
+            {"images": [f"A periapical of tooth {tooth} is still needed." for tooth in missing],
+             "missing_teeth": missing},
         )
     if consent_required(session, referral, settings) and referral.consent_given_by is None:
         raise ValidationFailed("Record the patient's teledentistry consent before sending the referral",
@@ -181,6 +189,7 @@ def submit(session: Session, actor: Actor, referral_id: uuid.UUID, settings: Wor
     if referral.status not in TRANSITIONS["submit"]:
         raise Conflict(f"A referral that is {referral.status.value} cannot be submitted")
     _check_ready(session, referral, settings)
+    now = utcnow()
 
     if referral.status == S.RETAKE_REQUESTED:
         missing = _retakes_missing(session, referral)
@@ -190,11 +199,11 @@ def submit(session: Session, actor: Actor, referral_id: uuid.UUID, settings: Wor
         # The reader already took the case: it goes back to them, accepted.
         _move(session, referral, "submit", S.ACCEPTED, actor, provider_id=referral.assigned_provider_id,
               details={"resubmitted": True})
+        _mark_images_sent(session, referral, now)
         _notify(session, referral, "referral.resubmitted")
         session.commit()
         return referral
 
-    now = utcnow()
     reader = _pick_reader(session, referral)
     values: dict[str, Any] = {"assigned_provider_id": reader.id if reader else None}
     if referral.submitted_at is None:
@@ -208,9 +217,17 @@ def submit(session: Session, actor: Actor, referral_id: uuid.UUID, settings: Wor
     else:
         _move(session, referral, "submit", S.ROUTED, actor, values=values, provider_id=reader.id)
         _notify(session, referral, "referral.routed")
+    _mark_images_sent(session, referral, now)
     session.commit()
     metrics.record_routing("submit", reader.id if reader else None, referral.target_provider_id)
     return referral
+
+
+def _mark_images_sent(session: Session, referral: Referral, now: datetime) -> None:
+    """From now on the reader relies on what the case's images say: they can no longer be fixed or removed.
+    Called once the referral's row is held by the status change, in the order image fixes take locks too."""
+    session.execute(sa.update(Image).where(Image.referral_id == referral.id, Image.sent_at.is_(None))
+                    .values(sent_at=now).execution_options(synchronize_session=False))
 
 
 def _pick_reader(session: Session, referral: Referral) -> Provider | None:
@@ -306,9 +323,11 @@ def record_consent(session: Session, actor: Actor, referral_id: uuid.UUID, data:
     access.require_referring_side(actor, referral)
     if referral.status in (S.REPORTED, S.CLOSED, S.CANCELLED):
         raise Conflict(f"Consent cannot be changed on a referral that is {referral.status.value}")
+    check_giver(referral.patient, data["given_by"], data["given_at"])
     referral.consent_given_by = ConsentGivenBy(data["given_by"])
     referral.consent_method = ConsentMethod(data["method"])
-    referral.consent_given_at = data["given_at"]
+    referral.consent_given_at = clock.practice_moment(
+        data["given_at"], clock.practice_zone(session, referral.organization_id), "given_at", "The time of consent")
     audit.record(session, actor, "referral.consent", object_type="referral", object_id=referral.id,
                  organization_id=referral.organization_id, referral_id=referral.id,
                  details={"given_by": data["given_by"], "method": data["method"]})

@@ -488,25 +488,7 @@
       }, { passive: false });
 
       el.addEventListener("keydown", (event) => {
-        if (event.ctrlKey || event.metaKey || event.altKey) return;
-        const step = event.shiftKey ? PAN_STEP * 4 : PAN_STEP;
-        // Arrow keys move the view, as on a map: Right shows more of the right side.
-        switch (event.key) {
-          case "+": case "=": case "Add":
-            change(pane, (p) => zoomAt(p, ZOOM_STEP), zoomText); break;
-          case "-": case "_": case "Subtract":
-            change(pane, (p) => zoomAt(p, 1 / ZOOM_STEP), zoomText); break;
-          case "ArrowLeft": change(pane, (p) => { p.x += step; }); break;
-          case "ArrowRight": change(pane, (p) => { p.x -= step; }); break;
-          case "ArrowUp": change(pane, (p) => { p.y += step; }); break;
-          case "ArrowDown": change(pane, (p) => { p.y -= step; }); break;
-          case "0": change(pane, resetGeometry, "Fitted, zoom 100%"); break;
-          case "i": case "I":
-            change(pane, (p) => { p.invert = !p.invert; }, (p) => (p.invert ? "Inverted" : "Not inverted"));
-            break;
-          default: return;
-        }
-        event.preventDefault();
+        if (shortcut(event, pane, true)) event.preventDefault();
       });
 
       pane.img.addEventListener("load", () => {
@@ -518,6 +500,95 @@
       pane.img.addEventListener("dragstart", (event) => event.preventDefault());
       pane.img.draggable = false;
     }
+
+    /* ---- keyboard shortcuts (listed on the page under "Keyboard shortcuts") ---- */
+
+    const order = () => thumbs.map((thumb) => thumb.dataset.imageId);
+    const FILTER_STEP = 10;
+
+    function step(by) {
+      const ids = order();
+      if (!ids.length) return;
+      const pane = state.compare ? state.active : panes[0];
+      const at = ids.indexOf(pane.imageId);
+      const next = ids[(at + by + ids.length) % ids.length];
+      loadImage(pane, next);
+      const info = catalog.get(next);
+      if (info) announce(`${info.label} (${ids.indexOf(next) + 1} of ${ids.length})`);
+    }
+
+    function adjust(pane, name, by) {
+      change(pane, (p) => { p[name] = clamp(p[name] + by, FILTER_MIN, FILTER_MAX); },
+        (p) => `${name === "contrast" ? "Contrast" : "Brightness"} ${p[name]}%`);
+    }
+
+    /* One key press: true when it was a shortcut and has been acted on. ``onImage``: the key was pressed on a
+     * focused image, where the arrow keys pan. Alt+Page Down / Page Up work from anywhere, even a text field. */
+    function shortcut(event, pane, onImage) {
+      if (event.ctrlKey || event.metaKey) return false;
+      if (event.altKey) {
+        if (event.key === "PageDown") { step(1); return true; }
+        if (event.key === "PageUp") { step(-1); return true; }
+        return false;
+      }
+      const panStep = event.shiftKey ? PAN_STEP * 4 : PAN_STEP;
+      switch (event.key) {
+        case "+": case "=": case "Add":
+          change(pane, (p) => zoomAt(p, ZOOM_STEP), zoomText); return true;
+        case "-": case "_": case "Subtract":
+          change(pane, (p) => zoomAt(p, 1 / ZOOM_STEP), zoomText); return true;
+        case "0": change(pane, resetGeometry, "Fitted, zoom 100%"); return true;
+        case "i": case "I":
+          change(pane, (p) => { p.invert = !p.invert; }, (p) => (p.invert ? "Inverted" : "Not inverted"));
+          return true;
+        case "n": case "N": case "]": step(1); return true;
+        case "p": case "P": case "[": step(-1); return true;
+        case "c": adjust(pane, "contrast", FILTER_STEP); return true;
+        case "C": adjust(pane, "contrast", -FILTER_STEP); return true;
+        case "b": adjust(pane, "brightness", FILTER_STEP); return true;
+        case "B": adjust(pane, "brightness", -FILTER_STEP); return true;
+        case "r": case "R":
+          change(pane, (p) => { resetGeometry(p); resetFilters(p); }, "Zoom, brightness, contrast and invert reset");
+          return true;
+        default: break;
+      }
+      if (!onImage) return false;
+      // Arrow keys move the view, as on a map: Right shows more of the right side.
+      switch (event.key) {
+        case "ArrowLeft": change(pane, (p) => { p.x += panStep; }); return true;
+        case "ArrowRight": change(pane, (p) => { p.x -= panStep; }); return true;
+        case "ArrowUp": change(pane, (p) => { p.y += panStep; }); return true;
+        case "ArrowDown": change(pane, (p) => { p.y -= panStep; }); return true;
+        default: return false;
+      }
+    }
+
+    /* Fields and controls that use these keys themselves: typing there is never taken as a shortcut. */
+    function typingIn(target) {
+      if (!(target instanceof HTMLElement)) return false;
+      if (target.isContentEditable) return true;
+      if (target instanceof HTMLTextAreaElement || target instanceof HTMLSelectElement) return true;
+      if (target instanceof HTMLInputElement) {
+        return !["button", "checkbox", "radio", "submit", "reset", "file", "image"].includes(target.type);
+      }
+      return false;
+    }
+
+    function pageKey(event) {
+      if (event.defaultPrevented || event.isComposing) return;
+      if (panes.some((pane) => pane.el === event.target)) return;  // the image's own handler has it
+      if (typingIn(event.target) && !event.altKey) return;
+      if (event.target instanceof HTMLElement && event.target.closest("dialog, [role=dialog]")) return;
+      if (shortcut(event, state.active, false)) event.preventDefault();
+    }
+
+    /* Another part of the page (the findings of an image) asks to see an image. */
+    root.addEventListener("viewer:show", (event) => {
+      const imageId = event.detail && event.detail.imageId;
+      if (!imageId || !catalog.has(imageId)) return;
+      if (visiblePanes().some((pane) => pane.imageId === imageId)) return;
+      loadImage(state.compare ? state.active : panes[0], imageId);
+    });
 
     panes.forEach(wireStage);
 
@@ -532,11 +603,20 @@
     setCompare(false);
     show(panes[0]);
     syncToolbar();
+    root.viewerPageKey = pageKey;
     return root;
   }
 
   function initAll(scope = document) {
-    return Array.from(scope.querySelectorAll("[data-viewer]")).map(init).filter(Boolean);
+    const ready = Array.from(scope.querySelectorAll("[data-viewer]")).map(init).filter(Boolean);
+    // With one viewer on the page, its shortcuts work from anywhere on the page (not only on the image).
+    const all = document.querySelectorAll("[data-viewer][data-viewer-ready=true]");
+    if (all.length === 1 && !document.documentElement.dataset.viewerKeys) {
+      document.documentElement.dataset.viewerKeys = "true";
+      const only = all[0];
+      document.addEventListener("keydown", (event) => { if (only.viewerPageKey) only.viewerPageKey(event); });
+    }
+    return ready;
   }
 
   window.ReferralViewer = Object.freeze({ init, initAll });

@@ -12,8 +12,10 @@ import hashlib
 import tempfile
 from typing import IO, Any
 
-from flask import Request, current_app
+from flask import Request
 from werkzeug.exceptions import RequestEntityTooLarge
+
+from referral.http.context import settings
 
 
 class HashingSpool:
@@ -89,7 +91,8 @@ class UploadRequest(Request):
         filename: str | None = None,
         content_length: int | None = None,
     ) -> IO[bytes]:
-        spool = HashingSpool(current_app.config["MAX_UPLOAD_BYTES"], current_app.config.get("UPLOAD_TMP_DIR"))
+        configured = settings()
+        spool = HashingSpool(configured.max_upload_bytes, configured.upload_tmp_dir)
         # Kept here so that a part abandoned half-way (a 413 mid-stream) is still closed with the request.
         self.__dict__.setdefault("_spools", []).append(spool)
         return spool  # type: ignore[return-value]

@@ -7,12 +7,18 @@
   address guessing tokens learns nothing from the answers, not even when a guess was right. Calls without
   the header (the pages' own calls with the session cookie) are not counted here; sign-in has its own
   throttle in the database (``services/web_auth``).
-* **Uploads, per user.** The three calls that take image bytes or start an upload (direct upload, start
-  and complete of a direct-to-storage upload) share one count per authenticated user, whatever the
-  outcome of each call.
+* **Uploads, per user.** The calls that take image bytes or start an upload (direct upload, start
+  and complete of a direct-to-storage upload, creation of a resumable upload) share one count per
+  authenticated user, whatever the outcome of each call. A resumable upload's chunks are not counted.
 
 The two limits sit on either side of authentication, so each is a flask-limiter ``Limiter`` of its own:
 the first is registered before the token check, the second after it (it is keyed by the user).
+
+Each limiter runs only on the requests it limits. flask-limiter hooks every request (a before, an after and a
+teardown function per limiter, each looking up the limits, the exemptions and a per-request context); here its
+hooks are replaced by ones that first ask the same question as the limit's ``exempt_when`` and return at once when
+the request is not theirs, so a plain read pays one path prefix test and one endpoint lookup, not the limiter's
+work (measured in docs/benchmarks.md).
 
 Counts live in ``RATELIMIT_STORAGE_URL``: ``memory://`` keeps them per process, ``redis://`` shares them
 between every process. Should Redis be unreachable, counting goes on in memory (per process) instead of
@@ -24,12 +30,16 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from functools import partial, wraps
+from typing import Any, cast
 
 from flask import Flask, Response, g, request
 from flask_limiter import ApplicationLimit, Limiter, RateLimitExceeded, RequestLimit
 from flask_limiter.util import get_remote_address
 
-from referral.errors import error_response
+from referral.config import Settings
+from referral.http.context import SETTINGS
+from referral.http.errors import error_response
 
 # Moving windows: a client cannot double its allowance by straddling the edge of a fixed window.
 STRATEGY = "moving-window"
@@ -39,6 +49,9 @@ UPLOAD_ENDPOINTS = frozenset({
     "images.ReferralImages",
     "images.ReferralImageUploads",
     "images.ReferralImageUploadCompletion",
+    "tus.create_upload",
+    "dicomweb.store_instances",
+    "dicomweb.store_study_instances",
 })
 # A slow or unreachable Redis must not hold requests for long before the in-memory fallback takes over.
 REDIS_TIMEOUT_SECONDS = 1
@@ -53,8 +66,12 @@ def token_rejected() -> None:
     g.api_token_rejected = True
 
 
+# The paths whose token checks count rejected tokens: the JSON API, the FHIR read API and DICOMweb.
+TOKEN_PATHS = ("/api/v1/", "/fhir/R4/", "/dicomweb/")
+
+
 def _sends_a_token() -> bool:
-    return request.path.startswith("/api/v1/") and "Authorization" in request.headers
+    return request.path.startswith(TOKEN_PATHS) and "Authorization" in request.headers
 
 
 def _was_rejected(response: Response) -> bool:
@@ -87,8 +104,10 @@ def _too_many_requests(exc: RateLimitExceeded) -> Response:
     return error_response(429, exc.description or "Too many requests")
 
 
-def _limiter(app: Flask, key_func: Callable[[], str], limit: ApplicationLimit, purpose: str) -> Limiter:
-    url = str(app.config["RATELIMIT_STORAGE_URL"])
+def _limiter(app: Flask, key_func: Callable[[], str], limit: ApplicationLimit, purpose: str,
+             applies: Callable[[], bool]) -> Limiter:
+    configured = cast(Settings, app.extensions[SETTINGS])
+    url = configured.ratelimit_storage_url
     options: dict[str, str | int] = {}
     if url.startswith(("redis", "rediss")):
         options = {"socket_connect_timeout": REDIS_TIMEOUT_SECONDS, "socket_timeout": REDIS_TIMEOUT_SECONDS}
@@ -98,7 +117,7 @@ def _limiter(app: Flask, key_func: Callable[[], str], limit: ApplicationLimit, p
         strategy=STRATEGY,
         storage_uri=url,
         storage_options=options,
-        key_prefix=f"{app.config['RATELIMIT_KEY_PREFIX']}/{purpose}",
+        key_prefix=f"{configured.ratelimit_key_prefix}/{purpose}",
         in_memory_fallback_enabled=True,
         swallow_errors=True,
         headers_enabled=False,
@@ -106,20 +125,65 @@ def _limiter(app: Flask, key_func: Callable[[], str], limit: ApplicationLimit, p
         request_identifier=lambda: request.endpoint or "unrouted",
     )
     limiter.init_app(app)
+    _only_when(app, limiter, applies, purpose)
     app.extensions[f"referral.limiter.{purpose}"] = limiter
     return limiter
+
+
+def _owned_by(function: object, limiter: Limiter) -> bool:
+    """Whether a hook function is one flask-limiter registered for ``limiter`` (a bound method, or a partial)."""
+    if getattr(function, "__self__", None) is limiter:
+        return True
+    return isinstance(function, partial) and bool(function.args) and function.args[0] is limiter
+
+
+def _only_when(app: Flask, limiter: Limiter, applies: Callable[[], bool], purpose: str) -> None:
+    """Put guards around the hooks ``limiter`` registered, in their places: a request the limit does not apply to
+    skips all three; one it applies to runs them as flask-limiter would."""
+    flag = f"referral.limited.{purpose}"
+
+    def guard_before(hook: Callable[[], None]) -> Callable[[], None]:
+        @wraps(hook)
+        def before() -> None:
+            if applies():
+                request.environ[flag] = True
+                hook()
+        return before
+
+    def guard_after(hook: Callable[[Response], Response]) -> Callable[[Response], Response]:
+        def after(response: Response) -> Response:
+            return hook(response) if request.environ.get(flag) else response
+        return after
+
+    def guard_teardown(hook: Callable[[BaseException | None], None]) -> Callable[[BaseException | None], None]:
+        def teardown(exc: BaseException | None) -> None:
+            if request.environ.get(flag):
+                hook(exc)
+        return teardown
+
+    guards: list[tuple[dict[Any, list[Any]], Callable[[Any], Any]]] = [
+        (cast(dict[Any, list[Any]], app.before_request_funcs), guard_before),
+        (cast(dict[Any, list[Any]], app.after_request_funcs), guard_after),
+        (cast(dict[Any, list[Any]], app.teardown_request_funcs), guard_teardown),
+    ]
+    for registry, guard in guards:
+        hooks = registry.get(None, [])
+        owned = [i for i, hook in enumerate(hooks) if _owned_by(hook, limiter)]
+        if len(owned) != 1:
+            raise RuntimeError(f"flask-limiter's hooks for {purpose} were not found where expected")
+        hooks[owned[0]] = guard(hooks[owned[0]])
 
 
 def init_auth_failure_limit(app: Flask) -> None:
     """Register before the token check, so an address over its limit is refused before its token is read."""
     limit = ApplicationLimit(
-        str(app.config["RATELIMIT_AUTH_FAILURES"]),
+        cast(Settings, app.extensions[SETTINGS]).ratelimit_auth_failures,
         scope="auth-failures",
         exempt_when=lambda: not _sends_a_token(),
         deduct_when=_was_rejected,
         on_breach=_breach(AUTH_FAILURES_MESSAGE),
     )
-    _limiter(app, get_remote_address, limit, "auth-failures")
+    _limiter(app, get_remote_address, limit, "auth-failures", _sends_a_token)
     app.register_error_handler(RateLimitExceeded, _too_many_requests)
 
 
@@ -129,10 +193,9 @@ def init_upload_limit(app: Flask) -> None:
     if missing:
         raise RuntimeError(f"upload limit names endpoints that do not exist: {sorted(missing)}")
     limit = ApplicationLimit(
-        str(app.config["RATELIMIT_UPLOADS"]),
+        cast(Settings, app.extensions[SETTINGS]).ratelimit_uploads,
         scope="uploads",
         exempt_when=lambda: not _is_upload(),
         on_breach=_breach(UPLOADS_MESSAGE),
     )
-    _limiter(app, _user_key, limit, "uploads")
-
+    _limiter(app, _user_key, limit, "uploads", _is_upload)
