@@ -5,26 +5,23 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-import sqlalchemy as sa
 from flask import Flask
 
 from referral import create_app
 from referral.cli import upgrade_database
 from referral.config import Settings, normalize_database_url
-from referral.db import Base, make_engine
+from referral.db import make_engine
 from storage import LocalStorage, S3Storage, Storage
-from tests.world import Practice, World
+from tests.support.settings import BACKENDS, POSTGRES_SERVER, REQUIRE_POSTGRES, make_settings, truncate_postgres
+from tests.support.world import Practice, World
 
-pytest_plugins = ["tests.s3server"]
-
-REQUIRE_POSTGRES = os.environ.get("REQUIRE_POSTGRES") == "1"
-POSTGRES_SERVER = os.environ.get("TEST_POSTGRES_SERVER", "postgresql://postgres@127.0.0.1:5432")
-BACKENDS = ("sqlite-local", "postgres-s3")
+pytest_plugins = ["tests.support.s3server"]
 
 
 def _postgres_unavailable(reason: str) -> None:
@@ -44,6 +41,9 @@ def postgres_url() -> Iterator[str]:
         _postgres_unavailable(type(exc).__name__)
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
+        # A test database need not wait for its log to reach the disk at each commit: a lost commit would
+        # only follow a crash of PostgreSQL itself, which no test causes (the fault tests kill the app).
+        admin.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
     yield normalize_database_url(f"{POSTGRES_SERVER}/{name}")
     with psycopg.connect(f"{POSTGRES_SERVER}/postgres", autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -67,29 +67,40 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _truncate_postgres(url: str) -> None:
-    engine = make_engine(url)
-    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f"TRUNCATE {tables} CASCADE"))
-    engine.dispose()
+# Which tests run on which of the two set-ups. Tests of what depends on the database or the store (intake, stored
+# bytes, deletion, concurrency, the outbox, the fast read path) carry the ``both_backends`` mark and run on both;
+# every other test runs on one of the two, chosen by a stable hash of its name, so each module still runs on both
+# set-ups without every test running twice. TEST_BACKENDS=both runs every test on both.
+TEST_BACKENDS = os.environ.get("TEST_BACKENDS", "spread")
 
 
-def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Settings:
-    values: dict[str, object] = {
-        "env": "test",
-        "secret_key": "test-only-" + uuid.uuid4().hex,
-        "database_url": database_url,
-        "storage_url": "configured-by-fixture",
-        "max_upload_bytes": 8 * 1024 * 1024,
-        "instance_path": tmp_path / "instance",
-        "upload_tmp_dir": None,
-        # Suites send many calls from one address and user; tests/security/test_abuse_limits.py sets real limits.
-        "ratelimit_auth_failures": "100000 per minute",
-        "ratelimit_uploads": "100000 per minute",
-    }
-    values.update(overrides)
-    return Settings(**values)  # type: ignore[arg-type]
+def _backend_of(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    chosen = callspec.params.get("backend") if callspec is not None else None
+    return chosen if chosen in BACKENDS else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if TEST_BACKENDS not in ("spread", "both"):
+        raise pytest.UsageError(f"TEST_BACKENDS must be 'spread' or 'both', not {TEST_BACKENDS!r}")
+    if TEST_BACKENDS == "both":
+        return
+    # A test's variants on the two set-ups share its name with the set-up left out; only a test that has both
+    # (and is not marked for both) is run on one of them.
+    variants: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        chosen = _backend_of(item)
+        if chosen is not None and not item.get_closest_marker("both_backends"):
+            variants.setdefault(item.nodeid.replace(chosen, ""), []).append(item)
+    left: set[int] = set()
+    for name, group in variants.items():
+        if len(group) < 2:
+            continue
+        keep = BACKENDS[zlib.crc32(name.encode()) % len(BACKENDS)]
+        left.update(id(item) for item in group if _backend_of(item) != keep)
+    if left:
+        config.hook.pytest_deselected(items=[item for item in items if id(item) in left])
+        items[:] = [item for item in items if id(item) not in left]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -106,7 +117,7 @@ def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -
     else:
         url = request.getfixturevalue("migrated_postgres")
         yield url
-        _truncate_postgres(url)
+        truncate_postgres(url)
 
 
 @pytest.fixture

@@ -306,3 +306,74 @@ def test_keyword_parsing_accepts_synonyms() -> None:
     assert dental._tooth_from_keyword("UpperRightCuspid", default_primary=False) == "6"
     assert dental._tooth_from_keyword("LowerLeftSecondBicuspidTooth", default_primary=False) == "20"
     assert dental._tooth_from_keyword("PrimaryUpperLeftFirstMolar", default_primary=True) == "I"
+
+
+# --- every code family, every tooth ----------------------------------------------------------------------
+
+# Universal, FDI, SNOMED CT in CID 4018/4019 today, SNOMED CT in editions before about 2020 (as in pydicom
+# 2.x), SNOMED RT (PS3.16 Annex O). Written out from those sources, not computed, so the tables are checked
+# against something they were not made from.
+TOOTH_CODES = [
+    ("1", "18", "68085002", "68085002", "T-54210"), ("2", "17", "863902006", "7121006", "T-54220"),
+    ("3", "16", "865995000", "5140004", "T-54230"), ("4", "15", "36492000", "36492000", "T-54240"),
+    ("5", "14", "57826002", "57826002", "T-54250"), ("6", "13", "860767006", "80647007", "T-54260"),
+    ("7", "12", "424877001", "11712009", "T-54270"), ("8", "11", "422653006", "22120004", "T-54280"),
+    ("9", "21", "424399000", "31982000", "T-54290"), ("10", "22", "423185002", "25748002", "T-54300"),
+    ("11", "23", "860780009", "72876007", "T-54310"), ("12", "24", "61897005", "61897005", "T-54320"),
+    ("13", "25", "23226009", "23226009", "T-54330"), ("14", "26", "865988009", "23427002", "T-54340"),
+    ("15", "27", "863901004", "66303006", "T-54350"), ("16", "28", "87704003", "87704003", "T-54360"),
+    ("17", "38", "74344005", "74344005", "T-54370"), ("18", "37", "863898000", "48402004", "T-54380"),
+    ("19", "36", "866006002", "89625000", "T-54390"), ("20", "35", "24573005", "24573005", "T-54400"),
+    ("21", "34", "2400006", "2400006", "T-54410"), ("22", "33", "860782001", "39844006", "T-54420"),
+    ("23", "32", "423331005", "77130001", "T-54430"), ("24", "31", "425106001", "113278005", "T-54440"),
+    ("25", "41", "424575004", "15422005", "T-54450"), ("26", "42", "423937004", "82628004", "T-54460"),
+    ("27", "43", "860785004", "47055002", "T-54470"), ("28", "44", "80140008", "80140008", "T-54480"),
+    ("29", "45", "8873007", "8873007", "T-54490"), ("30", "46", "866005003", "28480000", "T-54500"),
+    ("31", "47", "863899008", "40005008", "T-54510"), ("32", "48", "38994002", "38994002", "T-54520"),
+    ("A", "55", "27855007", "27855007", "T-54650"), ("B", "54", "17505006", "245616001", "T-54640"),
+    ("C", "53", "30618001", "30618001", "T-54630"), ("D", "52", "65624003", "245619008", "T-54620"),
+    ("E", "51", "88824007", "245620002", "T-54610"), ("F", "61", "51678005", "51678005", "T-54660"),
+    ("G", "62", "43622005", "43622005", "T-54670"), ("H", "63", "73937000", "73937000", "T-54680"),
+    ("I", "64", "45234009", "45234009", "T-54690"), ("J", "65", "51943008", "51943008", "T-54700"),
+    ("K", "75", "49330006", "49330006", "T-54800"), ("L", "74", "38896004", "38896004", "T-54790"),
+    ("M", "73", "43281008", "245639007", "T-54780"), ("N", "72", "14770005", "14770005", "T-54770"),
+    ("O", "71", "89552004", "89552004", "T-54760"), ("P", "81", "67834006", "67834006", "T-54710"),
+    ("Q", "82", "22445006", "22445006", "T-54720"), ("R", "83", "6062009", "6062009", "T-54730"),
+    ("S", "84", "58646007", "245631005", "T-54740"), ("T", "85", "61868007", "61868007", "T-54750"),
+]
+
+
+def test_the_code_table_names_every_permanent_and_primary_tooth_once() -> None:
+    assert [row[0] for row in TOOTH_CODES] == list(dental.PERMANENT_TEETH) + list(dental.PRIMARY_TEETH)
+
+
+@pytest.mark.parametrize(("universal", "fdi", "sct", "older_sct", "srt"), TOOTH_CODES,
+                         ids=[row[0] for row in TOOTH_CODES])
+def test_every_code_family_names_the_same_tooth(universal: str, fdi: str, sct: str, older_sct: str,
+                                                srt: str) -> None:
+    assert universal_from_fdi(fdi) == universal
+    assert fdi_from_universal(universal) == fdi
+    assert snomed_from_universal(universal) == sct
+    assert dental.universal_from_code(sct, "SCT") == universal
+    assert dental.universal_from_code(older_sct, "SCT") == universal
+    assert dental.universal_from_code(srt, "SRT") == universal
+    assert dental.universal_from_code(srt, "SNM3") == universal
+    assert dental.universal_from_code(fdi, "ISO3950") == universal
+    assert dental.universal_from_code(fdi, "FDI") == universal
+    # Writers mix designators up: a SNOMED CT id under "SRT" still names its tooth.
+    assert dental.universal_from_code(sct, "SRT") == universal
+    assert dental.snomed_rt_codes(universal)[0] == srt
+    if older_sct != sct:
+        assert older_sct in dental.legacy_snomed_codes(universal)
+
+
+def test_the_t54xx1_variants_of_deciduous_teeth_are_known() -> None:
+    assert dental.universal_from_code("T-54611", "SRT") == "E"
+    assert dental.universal_from_code("T-54641", "SRT") == "B"
+    assert dental.universal_from_code("T-54282", "SRT") == "8"
+
+
+@pytest.mark.parametrize(("value", "scheme"), [("T-54000", "SRT"), ("38199008", "SCT"), ("19", "ISO3950"),
+                                               ("36", "LN"), ("", "SCT")])
+def test_codes_that_name_no_tooth_give_none(value: str, scheme: str) -> None:
+    assert dental.universal_from_code(value, scheme) is None

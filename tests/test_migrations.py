@@ -13,7 +13,7 @@ from alembic.migration import MigrationContext
 
 from referral.cli import alembic_config, upgrade_database
 from referral.db import Base, make_engine
-from tests.conftest import POSTGRES_SERVER
+from tests.support.settings import POSTGRES_SERVER
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -66,3 +66,22 @@ def test_the_audit_trail_is_append_only_in_the_database(empty_database: str):
         with pytest.raises(sa.exc.DatabaseError, match="append-only"), engine.begin() as conn:
             conn.execute(sa.text(statement))
     engine.dispose()
+
+
+def test_tokens_from_before_expiry_get_an_end_date_when_the_schema_is_upgraded(empty_database: str):
+    engine = make_engine(empty_database)
+    upgrade_database(engine, "0014")
+    sqlite = engine.dialect.name == "sqlite"
+    user_id, token_id = (uuid.uuid4().hex if sqlite else str(uuid.uuid4()) for _ in range(2))
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO users (id, email, role, active, created_at) "
+                             "VALUES (:id, 'early@example.com', 'admin', true, '2026-01-01 00:00:00+00:00')"),
+                     {"id": user_id})
+        conn.execute(sa.text("INSERT INTO api_tokens (id, user_id, token_hash, prefix, created_at) "
+                             "VALUES (:id, :user_id, :hash, 'rfl_early', '2026-01-01 00:00:00+00:00')"),
+                     {"id": token_id, "user_id": user_id, "hash": "0" * 64})
+    upgrade_database(engine)
+    with engine.connect() as conn:
+        expires = conn.execute(sa.text("SELECT expires_at FROM api_tokens")).scalar_one()
+    engine.dispose()
+    assert expires is not None

@@ -33,8 +33,10 @@ from referral.models import DeliveryStatus, EmailNotification, OutboxEvent, Webh
 from referral.services import outbox, urlguard, webhook_http
 from referral.services.webhook_http import SendResult
 from storage import Storage
-from tests.webhook_support import SECRET, T0, Receiver, SmtpSink, delete, emit, notifications_app, register
-from tests.world import Practice
+from tests.support.webhooks import SECRET, T0, Receiver, SmtpSink, delete, emit, notifications_app, register
+from tests.support.world import Practice
+
+pytestmark = pytest.mark.both_backends  # stored bytes or database behaviour: both set-ups
 
 NO_JITTER = outbox.RetryPolicy(jitter=lambda _low, high: high)
 
@@ -594,7 +596,8 @@ def test_a_routed_referral_emails_the_assigned_reader_once_without_patient_detai
     assert mail_from == "referrals@clinic.example.com"
     assert recipients == ["dentist@riverside-family-dental.example.com"]
     assert referral_id in text
-    assert f"/api/v1/referrals/{referral_id}" in text
+    assert f"/referrals/{referral_id}" in text
+    assert "/api/" not in text
     for patient_detail in ("Jane", "Doe", "1980", "W123456789"):
         assert patient_detail not in text
     with factory() as session:

@@ -18,11 +18,13 @@ from referral.models import AuditEvent, Image, MaintenanceRun, PendingUpload, Re
 from referral.models.images import ImageDeletionReason
 from referral.services import integrity
 from storage import Storage
-from tests import samples
-from tests.api.helpers import new_referral, upload
-from tests.conftest import make_settings
-from tests.faults.support import ALL_ZERO, storage_check, verdict
-from tests.world import Practice
+from tests.support import samples
+from tests.support.api import new_referral, upload
+from tests.support.faults import ALL_ZERO, storage_check, verdict
+from tests.support.settings import make_settings
+from tests.support.world import Practice
+
+pytestmark = pytest.mark.both_backends  # stored bytes or database behaviour: both set-ups
 
 PHI = ("Jane", "Doe", "1980-01-01", "W123456789")
 

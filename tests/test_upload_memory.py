@@ -18,9 +18,9 @@ from referral.cli import upgrade_database
 from referral.db import make_engine
 from referral.services.organizations import create_platform_admin
 from storage import LocalStorage
-from tests import samples
-from tests.conftest import make_settings
-from tests.world import PATIENT, organization_body, provider_body
+from tests.support import samples
+from tests.support.settings import make_settings
+from tests.support.world import PATIENT, organization_body, provider_body
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow

@@ -10,19 +10,8 @@ from flask import Flask
 
 from referral.billing.x12_validator import validate_837d
 from referral.models import OutboxEvent
-from tests.api.test_reports import draft_body
-from tests.api.test_workflow import ready_referral, submit
-from tests.world import Client, Practice, Reader, World
-
-
-def signed_case(world: World, practice: Practice, reader: Reader, **referral_overrides) -> str:
-    referral_id = ready_referral(practice, **referral_overrides)
-    assert submit(practice, referral_id).get_json()["assigned_provider_id"] == reader.provider_id
-    assert reader.client.post(f"/api/v1/referrals/{referral_id}/accept").status_code == 200
-    images = [i["id"] for i in practice.staff.get(f"/api/v1/referrals/{referral_id}").get_json()["images"]]
-    assert reader.client.put(f"/api/v1/referrals/{referral_id}/report", draft_body(images)).status_code == 200
-    assert reader.client.post(f"/api/v1/referrals/{referral_id}/report/sign").status_code == 200
-    return referral_id
+from tests.support.api import draft_body, ready_referral, signed_case, submit
+from tests.support.world import Client, Practice, Reader, World
 
 
 @pytest.fixture
@@ -128,19 +117,21 @@ def test_billing_staff_export_a_valid_837d_and_fhir_claim(world: World, riversid
     assert resource["type"]["coding"][0]["code"] == "oral"
 
 
-def test_an_837d_a_payer_would_reject_is_not_exported_and_the_clerk_is_told_why(world: World,
-                                                                                riverside: Practice, endo):
+def test_an_837d_a_payer_would_reject_is_held_not_exported_and_the_clerk_is_told_why(world: World, endo):
     reader, _ = endo
-    referral_id = signed_case(world, riverside, reader)
-    claim_id = riverside.billing.get(f"/api/v1/referrals/{referral_id}/claims").get_json()["claims"][0]["id"]
+    old_town = world.practice("Old Town Dental", phone=None, address={
+        "line1": "1 Main St", "city": "Sacramento", "state": "CA", "zip": "95814"})
+    referral_id = signed_case(world, old_town, reader)
+    claim = old_town.billing.get(f"/api/v1/referrals/{referral_id}/claims").get_json()["claims"][0]
 
-    response = riverside.billing.get(f"/api/v1/claims/{claim_id}/x12")
+    response = old_town.billing.get(f"/api/v1/claims/{claim['id']}/x12")
 
-    # the capturing practice was registered with a five-digit ZIP and no phone number
+    # registered with a five-digit ZIP and no phone number
+    assert claim["status"] == "hold"
     assert response.status_code == 409
-    problems = " ".join(response.get_json()["errors"]["x12"]).lower()
-    assert "zip" in problems
-    assert "per" in problems or "phone" in problems or "contact" in problems
+    problems = " ".join(response.get_json()["errors"]["holds"])
+    assert "ZIP+4" in problems
+    assert "phone number" in problems
 
 
 def test_only_billing_staff_of_the_claims_practice_export_it(world: World, riverside: Practice, endo):

@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from flask import Flask
 
 from referral.models import AuditEvent
-from tests.api.test_claims import signed_case
-from tests.world import PATIENT, Client, Practice, Reader, World
+from tests.support.api import signed_case
+from tests.support.world import PATIENT, Client, Practice, Reader, World
 
 CLAIMS = "/api/v1/claims"
 # A payer profile that does not take the capture-only codes, so the capturing practice's claim is held.
@@ -79,14 +79,14 @@ def test_the_status_filter_takes_one_status_or_a_comma_list(world: World, rivers
 
 
 def test_bad_filters_and_cursors_are_refused_with_what_to_fix(riverside: Practice):
-    for query in ({"status": "paid"}, {"status": "ready,paid"}, {"status": ","}, {"referral_id": "19"},
+    for query in ({"status": "bogus"}, {"status": "ready,bogus"}, {"status": ","}, {"referral_id": "19"},
                   {"limit": 0}, {"limit": 101}, {"cursor": "not-a-cursor"}, {"cursor": "%%%"},
                   {"cursor": "WyJ4Il0"}):
         response = riverside.billing.get(CLAIMS, query_string=query)
 
         assert response.status_code == 422, query
         assert response.get_json()["errors"], query
-    message = riverside.billing.get(CLAIMS, query_string={"status": "paid"}).get_json()["errors"]
+    message = riverside.billing.get(CLAIMS, query_string={"status": "bogus"}).get_json()["errors"]
     assert "ready, hold" in str(message)
 
 

@@ -11,6 +11,7 @@ from typing import BinaryIO
 
 import pytest
 from flask import Flask
+from sqlalchemy import event
 
 from referral import create_app
 from referral.config import Settings
@@ -18,10 +19,12 @@ from referral.models.enums import Role
 from referral.services import intake
 from referral.services.actor import Actor
 from storage import Storage, StorageUnavailable, StoredObject
-from tests import samples
-from tests.api.helpers import assert_nothing_stored, new_referral, upload
-from tests.store_doubles import DelegatingStore
-from tests.world import Practice, World
+from tests.support import samples
+from tests.support.api import assert_nothing_stored, new_referral, upload
+from tests.support.store_doubles import DelegatingStore
+from tests.support.world import Practice, World
+
+pytestmark = pytest.mark.both_backends  # stored bytes or database behaviour: both set-ups
 
 
 class FailingStore(DelegatingStore):
@@ -97,10 +100,11 @@ def test_a_failed_commit_deletes_the_object_already_written(app: Flask, world: W
     data = samples.dicom_bytes()
     spool = io.BytesIO(data)
 
-    def break_the_commit(_image: object) -> None:
+    def break_the_commit(_session: object) -> None:
         raise RuntimeError("database went away")
 
     with app.app_context(), app.extensions["referral.sessionmaker"]() as session:
+        event.listen(session, "before_commit", break_the_commit)
         actor = Actor(user_id=uuid.UUID(riverside.users["staff"]), organization_id=uuid.UUID(riverside.id),
                       role=Role.STAFF)
         with pytest.raises(RuntimeError, match="database went away"):
@@ -110,7 +114,6 @@ def test_a_failed_commit_deletes_the_object_already_written(app: Flask, world: W
                  "captured_at": datetime(2026, 1, 5, 10, 30, tzinfo=UTC),
                  "captured_by_provider_id": uuid.UUID(riverside.hygienist_provider_id)},
                 intake.Upload(stream=spool, size=len(data), sha256=hashlib.sha256(data).hexdigest(), filename="a.dcm"),
-                before_commit=break_the_commit,
             )
 
     assert_nothing_stored(app)

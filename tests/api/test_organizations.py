@@ -4,7 +4,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from referral.models import ApiToken, Organization
-from tests.world import Practice, World, new_npi, organization_body, provider_body
+from tests.support.world import Practice, World, new_npi, organization_body, provider_body
 
 
 def test_the_platform_admin_registers_a_practice(world: World):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.world import PATIENT, Practice
+from tests.support.world import PATIENT, Practice
 
 
 def test_staff_register_a_patient_with_coverage(riverside: Practice):

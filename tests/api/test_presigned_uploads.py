@@ -22,10 +22,12 @@ from referral.config import Settings
 from referral.models import AuditEvent, Image, PendingUpload, PendingUploadStatus
 from referral.services import direct_uploads
 from storage import StorageUnavailable
-from tests import samples
-from tests.api.helpers import CAPTURED_AT, new_referral, upload
-from tests.conftest import make_settings
-from tests.world import Client, Practice
+from tests.support import samples
+from tests.support.api import CAPTURED_AT, new_referral, upload
+from tests.support.settings import make_settings
+from tests.support.world import Client, Practice
+
+pytestmark = pytest.mark.both_backends  # stored bytes or database behaviour: both set-ups
 
 MAX_BYTES = 1024 * 1024
 

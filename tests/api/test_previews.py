@@ -11,9 +11,11 @@ from flask import Flask
 from PIL import Image as PILImage
 
 from referral.models import AuditEvent, Image
-from tests import samples
-from tests.api.helpers import new_referral, upload
-from tests.world import Practice, World
+from tests.support import samples
+from tests.support.api import new_referral, upload
+from tests.support.world import Practice, World
+
+pytestmark = pytest.mark.both_backends  # stored bytes or database behaviour: both set-ups
 
 
 def rendition_response_is_an_inline_jpeg(response, max_side: int) -> PILImage.Image:

@@ -7,8 +7,8 @@ import sqlalchemy as sa
 from flask import Flask
 
 from referral.models import AuditEvent, Referral
-from tests.api.helpers import new_referral
-from tests.world import Practice, referral_body
+from tests.support.api import new_referral
+from tests.support.world import Practice, referral_body
 
 
 def test_staff_open_a_draft_referral_with_a_response_deadline(riverside: Practice):
@@ -129,3 +129,15 @@ def test_only_capturing_roles_open_referrals(riverside: Practice):
     assert riverside.billing.post("/api/v1/referrals", referral_body(riverside)).status_code == 403
     assert riverside.org_admin.post("/api/v1/referrals", referral_body(riverside)).status_code == 403
     assert riverside.dentist.post("/api/v1/referrals", referral_body(riverside)).status_code == 201
+
+
+def test_a_referral_may_name_its_reason_as_a_code_from_the_dental_reasons_for_referral(riverside: Practice):
+    coded = riverside.staff.post("/api/v1/referrals", referral_body(riverside, reason_code="27355003"))
+    unknown = riverside.staff.post("/api/v1/referrals", referral_body(riverside, reason_code="22298006"))
+    uncoded = riverside.staff.post("/api/v1/referrals", referral_body(riverside))
+
+    assert coded.status_code == 201, coded.get_json()
+    assert coded.get_json()["reason_code"] == "27355003"
+    assert unknown.status_code == 422
+    assert list(unknown.get_json()["errors"]["json"]) == ["reason_code"]
+    assert uncoded.get_json()["reason_code"] is None

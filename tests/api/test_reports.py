@@ -8,15 +8,9 @@ from datetime import datetime
 
 import pytest
 
-from tests import samples
-from tests.api.helpers import upload
-from tests.api.test_workflow import ready_referral, submit
-from tests.world import Practice, Reader, World
-
-FINDING = {"crown": "Deep distal caries", "roots": "Two roots, curved mesial",
-           "pdl_space": "Widened at the mesial apex", "lamina_dura": "Lost at the mesial apex",
-           "periapical_area": "Radiolucency about 4 mm at the mesial root", "bone_levels": "Within normal limits",
-           "other": None, "diagnostic_quality": "adequate"}
+from tests.support import samples
+from tests.support.api import draft_body, ready_referral, submit, upload
+from tests.support.world import Practice, Reader, World
 
 
 @pytest.fixture
@@ -29,14 +23,6 @@ def case(world: World, riverside: Practice) -> tuple[str, Reader, list[str]]:
     assert reader.client.post(f"/api/v1/referrals/{referral_id}/accept").status_code == 200
     images = [i["id"] for i in riverside.staff.get(f"/api/v1/referrals/{referral_id}").get_json()["images"]]
     return referral_id, reader, images
-
-
-def draft_body(images: list[str], **overrides) -> dict:
-    body = {"findings": [{"image_id": image_id, **FINDING} for image_id in images],
-            "impression": "Symptomatic apical periodontitis, tooth 19",
-            "recommendation": "Root canal treatment of tooth 19", "evaluation_performed": False}
-    body.update(overrides)
-    return body
 
 
 def test_the_reader_drafts_signs_and_the_report_never_changes(case, riverside: Practice):

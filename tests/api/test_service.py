@@ -8,7 +8,8 @@ from flask import Flask
 from referral import create_app
 from referral.config import Settings
 from storage import LocalStorage, Storage
-from tests.world import World
+from tests.support.settings import make_settings
+from tests.support.world import World
 
 CONTRACT_PATHS = [
     "/api/v1/organizations",
@@ -79,8 +80,6 @@ def test_readiness_is_false_when_the_store_is_unreachable(down_app: Flask):
 
 
 def test_readiness_is_false_when_the_database_is_unreachable(tmp_path, store: Storage, backend: str):
-    from tests.conftest import make_settings
-
     settings = make_settings(tmp_path, "postgresql+psycopg://postgres@127.0.0.1:1/none")
     application = create_app(settings, store=store)
     response = application.test_client().get("/readyz")

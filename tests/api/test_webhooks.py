@@ -14,8 +14,8 @@ from flask import Flask
 from referral.models import AuditEvent, DeliveryStatus, Webhook, WebhookDelivery
 from referral.services import outbox
 from storage import Storage
-from tests.webhook_support import SECRET, Receiver, delete, emit, notifications_app, register
-from tests.world import Practice, World
+from tests.support.webhooks import SECRET, Receiver, delete, emit, notifications_app, register
+from tests.support.world import Practice, World
 
 
 @pytest.fixture

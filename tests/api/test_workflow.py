@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import io
+import dataclasses
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -12,28 +12,16 @@ import sqlalchemy as sa
 from flask import Flask
 
 from referral.models import AuditEvent, Organization, Referral
-from tests import samples
-from tests.api.helpers import new_referral, upload
-from tests.world import Client, Practice, World
+from tests.support import samples
+from tests.support.api import PDF, new_referral, put_form, ready_referral, submit, upload
+from tests.support.world import Client, Practice, World
+
+pytestmark = pytest.mark.both_backends  # stored bytes or database behaviour: both set-ups
 
 
 @pytest.fixture
 def endo_org(world: World) -> str:
     return world.reader_practice("Coastal Endodontics")
-
-
-def ready_referral(practice: Practice, teeth: tuple[str, ...] = ("19",), **overrides) -> str:
-    """A draft with consent and a periapical of every named tooth: ready to submit."""
-    consent = {"given_by": "patient", "method": "verbal", "given_at": "2026-01-05T09:00:00Z"}
-    referral_id = new_referral(practice, teeth=list(teeth), consent=consent, **overrides)
-    for tooth in teeth:
-        response = upload(practice.staff, practice, referral_id, samples.dicom_bytes(teeth=()), teeth=tooth)
-        assert response.status_code == 201, response.get_json()
-    return referral_id
-
-
-def submit(practice: Practice, referral_id: str):
-    return practice.staff.post(f"/api/v1/referrals/{referral_id}/submit")
 
 
 def test_submit_routes_to_an_eligible_reader_and_starts_the_clock(world: World, riverside: Practice, endo_org):
@@ -168,7 +156,8 @@ def test_a_practice_that_does_not_require_consent_may_send_without_it_unless_the
 
     assert submit(relaxed, referral_id).get_json()["status"] == "routed"
 
-    app.config["CONSENT_REQUIRED_STATES"] = frozenset({"CA"})
+    app.extensions["referral.settings"] = dataclasses.replace(app.extensions["referral.settings"],
+                                                              consent_required_states=frozenset({"CA"}))
     strict_id = new_referral(relaxed)
     upload(relaxed.staff, relaxed, strict_id, samples.dicom_bytes())
     assert submit(relaxed, strict_id).status_code == 422
@@ -379,15 +368,6 @@ def test_every_state_change_is_audited_and_the_trail_filters_by_user_and_time(
     with app.app_context(), app.extensions["referral.sessionmaker"]() as session:
         accepted = session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "referral.accept")).one()
     assert accepted.details == {"from": "routed", "to": "accepted", "provider_id": reader.provider_id}
-
-
-PDF = b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n"
-
-
-def put_form(client: Client, referral_id: str, data: bytes, filename: str = "consent.pdf"):
-    return client.client.put(f"/api/v1/referrals/{referral_id}/consent/form",
-                             data={"file": (io.BytesIO(data), filename)}, content_type="multipart/form-data",
-                             headers={"Authorization": f"Bearer {client.token}"})
 
 
 def test_a_scanned_consent_form_is_kept_with_the_referral(world: World, riverside: Practice, hillside: Practice,

@@ -11,9 +11,9 @@ from flask import Flask
 
 from referral.services import outbox
 from storage import Storage
-from tests.api.test_workflow import ready_referral, submit
-from tests.webhook_support import SECRET, Receiver, notifications_app, register
-from tests.world import Practice, World
+from tests.support.api import ready_referral, submit
+from tests.support.webhooks import SECRET, Receiver, notifications_app, register
+from tests.support.world import Practice, World
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from referral.billing.profiles import (
     load_profile,
     parse_profile,
 )
-from tests.billing import image, visit
+from tests.support.billing import image, visit
 
 CAPTURE_ONLY_FAMILY = ["D0701", "D0702", "D0703", "D0704", "D0705", "D0706", "D0707", "D0708", "D0709"]
 

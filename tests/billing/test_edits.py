@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from referral.billing.engine import check_claim, generate_claims
+from referral.billing.edits import check_claim
+from referral.billing.engine import generate_claims
 from referral.billing.model import Claim, CoverageFacts, Edit, ImageFacts, OrganizationFacts, PriorLine
 from referral.billing.profiles import PayerProfile, get_profile
-from tests.billing import ALDER, BIRCH, CAPTURED, SIGNED, by_role, image, rows, rules_of, units, visit
+from tests.support.billing import ALDER, BIRCH, CAPTURED, SIGNED, by_role, image, rows, rules_of, units, visit
 
 DEFAULT = get_profile("default")
 MEDICAID = get_profile("medicaid-example")

@@ -1,9 +1,10 @@
-"""The six worked examples of billing-rules §11, line by line.
+"""The six worked examples of docs/billing.md, line by line.
 
 Each runs under the product's default profile (photos one line per visit, D0391 one per radiograph read) and,
 where the unit matters, under the tables' payer (photos per image, D0391 once per report). Lines are compared as
 (code, tooth or area, quantity). Where a table shows several teeth on a line with quantity above 1, the engine
-splits it one line per tooth (billing-rules §10 rule 20), so the table's totals are asserted instead.
+splits it one line per tooth (docs/billing.md, "Teeth, areas and surfaces"), so the table's totals are asserted
+instead.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from referral.billing.engine import generate_claims
 from referral.billing.explain import explain
 from referral.billing.model import Claim, ImageFacts
 from referral.billing.profiles import PayerProfile
-from tests.billing import (
+from tests.support.billing import (
     ALDER,
     BIRCH,
     CAPTURED,
@@ -141,6 +142,16 @@ def test_example_2b_one_practice_that_captures_and_reads_remotely_bills_one_clai
     assert single.place_of_service == "02"
     assert not {"D0391", "D0707", "D0708", "D0703"} & set(units(single))
     assert single.status == "ready"
+    # PRODUCT.md rule 4: D9996 sits beside D0350 on this claim, so it carries the visit's date; the evaluation is
+    # dated when the report recording it was signed. The imaging was done at the school, not by telehealth.
+    assert [(line.code, line.date_of_service, line.place_of_service) for line in single.lines] == [
+        ("D0140", SIGNED, None),
+        ("D0220", CAPTURED, "03"),
+        ("D0230", CAPTURED, "03"),
+        ("D0272", CAPTURED, "03"),
+        ("D0350", CAPTURED, "03"),
+        ("D9996", CAPTURED, None),
+    ]
 
 
 def test_example_2b_reproduces_the_table_with_four_photos_under_a_per_image_payer() -> None:

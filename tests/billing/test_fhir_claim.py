@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
 from fhir.resources.R4B.claim import Claim as FhirClaim
+from fhir.resources.R4B.coverage import Coverage as FhirCoverage
+from fhir.resources.R4B.relatedperson import RelatedPerson as FhirRelatedPerson
 
 from referral.billing.fhir_claim import (
     ADA_AREA,
@@ -20,8 +22,8 @@ from referral.billing.fhir_claim import (
     PLACE_OF_SERVICE,
     to_fhir_claim,
 )
-from referral.billing.model import Claim
-from tests.billing.test_x12 import (
+from referral.billing.model import Address, Claim, SubscriberFacts
+from tests.support.claims import (
     CHILD_MEDICAID,
     DELTA,
     ENDODONTIST,
@@ -119,7 +121,67 @@ def test_a_dependants_coverage_says_how_the_patient_is_related_to_the_subscriber
     coverage = contained(export(child_claim()), "coverage")
     assert coverage["relationship"]["coding"][0]["code"] == "child"
     assert coverage["payor"][0]["identifier"]["value"] == CHILD_MEDICAID.payer_id
+    assert coverage["subscriberId"] == CHILD_MEDICAID.member_id  # the parent's member id
+
+
+def test_a_dependants_coverage_names_the_subscriber_as_a_related_person_who_holds_the_policy() -> None:
+    resource = export(child_claim())
+
+    coverage = contained(resource, "coverage")
+    subscriber = resolve(resource, coverage["subscriber"])
+    assert resolve(resource, coverage["policyHolder"]) is subscriber
+    assert subscriber == {
+        "resourceType": "RelatedPerson",
+        "meta": {"profile": ["http://hl7.org/fhir/StructureDefinition/RelatedPerson"]},
+        "id": "subscriber",
+        "patient": {"reference": "#patient"},
+        "name": [{"family": "Nguyen", "given": ["Thi"]}],
+        "relationship": [
+            {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": "PRN",
+                         "display": "parent"}]}
+        ],
+    }
+    FhirRelatedPerson.model_validate(subscriber)
+    FhirCoverage.model_validate(coverage)
+
+
+def test_the_subscribers_demographics_travel_when_known_and_a_spouse_is_named_as_spouse() -> None:
+    holder = SubscriberFacts("Ana", "Lopez", date(1980, 1, 2), "F", Address("5 Elm St", "Madison", "WI", "53703"))
+    claim = dataclasses.replace(
+        capture_claim(), coverage=dataclasses.replace(DELTA, relationship="spouse", subscriber=holder)
+    )
+
+    subscriber = contained(export(claim), "subscriber")
+
+    assert subscriber["gender"] == "female"
+    assert subscriber["birthDate"] == "1980-01-02"
+    assert subscriber["address"] == [
+        {"line": ["5 Elm St"], "city": "Madison", "state": "WI", "postalCode": "53703", "country": "US"}
+    ]
+    assert subscriber["relationship"][0]["coding"][0]["code"] == "SPS"
+    FhirRelatedPerson.model_validate(subscriber)
+
+
+def test_an_other_relationship_names_the_subscriber_without_guessing_a_role() -> None:
+    claim = dataclasses.replace(child_claim(), coverage=dataclasses.replace(CHILD_MEDICAID, relationship="other"))
+
+    assert "relationship" not in contained(export(claim), "subscriber")
+
+
+def test_a_patient_who_is_the_subscriber_has_no_related_person() -> None:
+    resource = export(capture_claim())
+
+    assert contained(resource, "coverage")["subscriber"] == {"reference": "#patient"}
+    assert all(r["resourceType"] != "RelatedPerson" for r in resource["contained"])
+
+
+def test_a_dependant_whose_subscriber_is_unknown_names_nobody_as_subscriber() -> None:
+    claim = dataclasses.replace(child_claim(), coverage=dataclasses.replace(CHILD_MEDICAID, subscriber=None))
+
+    coverage = contained(export(claim), "coverage")
+
     assert "subscriber" not in coverage
+    assert "policyHolder" not in coverage
 
 
 def test_a_claim_without_coverage_is_filed_as_self_pay() -> None:

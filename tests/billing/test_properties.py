@@ -4,78 +4,25 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import replace
-from datetime import UTC, date, datetime
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from referral.billing.catalogue import CAPTURE_AND_INTERPRETATION, CATALOGUE, twins_of
-from referral.billing.engine import KINDS, generate_claims
-from referral.billing.model import Claim, ImageFacts, PriorLine, VisitFacts
+from referral.billing.engine import generate_claims
+from referral.billing.model import Claim, VisitFacts
 from referral.billing.profiles import PayerProfile, all_profiles
-from tests.billing import ALDER, BIRCH, ENDODONTIST, REMOTE_DENTIST, tables_profile, visit
+from tests.support.billing import tables_profile
+from tests.support.billing_strategies import visits
 
 # No example database: a failure prints its example, and runs stay independent of each other.
 FAST = settings(max_examples=100, deadline=None, database=None)
 
-DAYS = [date(2017, 12, 1), date(2020, 12, 31), date(2021, 1, 1), date(2022, 12, 31), date(2025, 3, 10)]
-TEETH = ["3", "14", "19", "29", "30", "A", "51"]
-ORG_IDS = [ALDER.id, ALDER.id, ALDER.id, BIRCH.id, "org-third"]
 TELEDENTISTRY = {"D9995", "D9996"}
 
 
-@st.composite
-def images(draw: st.DrawFn) -> tuple[ImageFacts, ...]:
-    made: list[ImageFacts] = []
-    for index in range(draw(st.integers(0, 9))):
-        earlier = [image.id for image in made]
-        retake_of = draw(st.one_of(st.none(), st.sampled_from([*earlier, "ghost"]))) if draw(st.booleans()) else None
-        made.append(
-            ImageFacts(
-                id=f"img-{index}",
-                kind=draw(st.sampled_from([*sorted(KINDS), "complete_series", "periapical", "bitewing"])),
-                captured_on=draw(st.sampled_from(DAYS)),
-                capturing_organization_id=draw(st.sampled_from(ORG_IDS)),
-                capturing_provider_id="prov-hygienist",
-                teeth=tuple(draw(st.lists(st.sampled_from(TEETH), max_size=3, unique=True))),
-                area=draw(st.sampled_from([None, None, "00", "10", "40"])),
-                retake_of=retake_of,
-                nondiagnostic=draw(st.booleans()) and draw(st.booleans()),
-                series_id=draw(st.sampled_from([None, None, "fmx-1", "fmx-2"])),
-            )
-        )
-    return tuple(made)
 
 
-@st.composite
-def visits(draw: st.DrawFn) -> VisitFacts:
-    # No reader yet, a dentist of the capturing practice, or another practice's specialist.
-    reader, reader_org = draw(st.sampled_from([(None, None), (REMOTE_DENTIST, ALDER), (ENDODONTIST, BIRCH)]))
-    signed_on = draw(st.one_of(st.none(), st.sampled_from(DAYS)))
-    prior = draw(
-        st.lists(
-            st.builds(
-                PriorLine,
-                code=st.sampled_from(["D0210", "D0220", "D0230", "D0330", "D0707", "D9996", "D0274"]),
-                date_of_service=st.sampled_from(DAYS),
-                billing_organization_id=st.sampled_from([ALDER.id, BIRCH.id, None]),
-                quantity=st.integers(1, 3),
-            ),
-            max_size=4,
-        )
-    )
-    return visit(
-        *draw(images()),
-        reader=reader,
-        reader_org=reader_org,
-        signed_at=datetime(signed_on.year, signed_on.month, signed_on.day, 12, tzinfo=UTC) if signed_on else None,
-        mode=draw(st.sampled_from(["asynchronous", "synchronous"])),
-        place_of_service=draw(st.sampled_from(["11", "03", "12"])),
-        evaluation=draw(st.booleans()),
-        office_read=draw(st.booleans()),
-        office_evaluation=draw(st.booleans()),
-        prior=tuple(prior),
-    )
 
 
 profiles = st.sampled_from([*all_profiles(), tables_profile()])
@@ -164,3 +111,44 @@ def test_the_teledentistry_code_never_goes_on_the_capturing_claim(facts: VisitFa
     teledentistry = [line for claim in claims for line in claim.lines if line.code in TELEDENTISTRY]
     assert len(teledentistry) <= 1
     assert len({claim.billing_organization.id for claim in claims}) == len(claims)
+
+
+@FAST
+@given(visits(), profiles)
+def test_the_teledentistry_code_shares_its_date_with_another_procedure_or_the_claim_is_held(
+    facts: VisitFacts, profile: PayerProfile
+) -> None:
+    for claim in generate_claims(facts, profile):
+        for line in claim.lines:
+            if line.code not in TELEDENTISTRY:
+                continue
+            companions = [
+                other
+                for other in claim.lines
+                if other.code not in TELEDENTISTRY and other.date_of_service == line.date_of_service
+            ]
+            held = any(edit.rule == "teledentistry-alone" and line.number in edit.line_numbers for edit in claim.edits)
+            assert companions or held
+            if claim.role == "single" and any(other.date_basis == "capture" for other in claim.lines):
+                # One practice that took and read: the code goes with the visit's imaging, never a date of its own.
+                assert line.date_basis == "visit"
+                assert companions
+
+
+@FAST
+@given(visits(), profiles)
+def test_every_line_states_its_date_and_a_line_place_only_where_it_differs_from_the_claims(
+    facts: VisitFacts, profile: PayerProfile
+) -> None:
+    signed_on = facts.report_signed_at.date() if facts.report_signed_at else None
+    captured = {image.id: image.captured_on for image in facts.images}
+    for claim in generate_claims(facts, profile):
+        for line in claim.lines:
+            assert line.place_of_service != claim.place_of_service
+            assert f"Dated {line.date_of_service}: " in line.explanation
+            if line.date_basis == "reading":
+                assert line.date_of_service == signed_on
+            elif line.date_basis == "capture":
+                assert line.date_of_service == min(captured[image_id] for image_id in line.image_ids)
+            else:
+                assert line.date_basis == "visit"

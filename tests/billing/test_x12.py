@@ -4,8 +4,7 @@ interchange per kind of defect the validator must catch."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -13,244 +12,74 @@ import pytest
 
 from referral.billing.model import (
     Address,
+    Attachment,
     Claim,
     ClaimLine,
     CoverageFacts,
-    Edit,
     OrganizationFacts,
     PatientFacts,
     ProviderFacts,
+    SubscriberFacts,
 )
 from referral.billing.x12 import (
     ExportError,
     Submitter,
-    Subscriber,
     claim_filing_indicator,
     format_amount,
     patient_control_number,
     to_837d,
 )
+from referral.billing.x12_text import basic_text
 from referral.billing.x12_validator import validate_837d
-
-# -- sample claims (also used by test_fhir_claim) --------------------------------------------------
-
-DOS = date(2025, 3, 10)
-CREATED_AT = datetime(2025, 3, 11, 9, 30, tzinfo=UTC)
-SPLIT_REFERRAL = "3f2a9c1e-5b7d-4e21-9a0c-2d4e6f8a1b3c"
-SINGLE_REFERRAL = "8c41d0aa-1f3e-4b6a-b2d9-77e0c5a93f10"
-CHILD_REFERRAL = "b7e2f915-0c4d-4a8e-9e13-5d6c7b8a9f01"
-
-NORTHSIDE = OrganizationFacts(
-    id="org-northside",
-    name="Northside Family Dental",
-    npi="1234567893",
-    tax_id="12-3456789",
-    address=Address("100 Main St", "Madison", "WI", "537031234", line2="Suite 2"),
+from tests.support.claims import (
+    ADULT,
+    CHILD_MEDICAID,
+    CHILD_REFERRAL,
+    CREATED_AT,
+    DELTA,
+    DOS,
+    ENDODONTIST,
+    GP,
+    NORTHSIDE,
+    SPLIT_REFERRAL,
+    all_claims,
+    capture_claim,
+    child_claim,
+    line,
+    reader_claim,
+    single_claim,
 )
-LAKESHORE = OrganizationFacts(
-    id="org-lakeshore",
-    name="Lakeshore Endodontics",
-    npi="1543210987",
-    tax_id="98-7654321",
-    address=Address("20 Lake Rd", "Milwaukee", "WI", "532021234"),
+from tests.support.x12 import (
+    Segment,
+    assert_reported,
+    claim_with,
+    claims_in,
+    export,
+    first,
+    lines_in,
+    only,
+    parse,
+    problems_after,
 )
-GP = ProviderFacts("prov-gp", NORTHSIDE.id, "Grace", "Patel", "1987654328", "1223G0001X", "DDS")
-HYGIENIST = ProviderFacts("prov-rdh", NORTHSIDE.id, "Hana", "Kim", "1678901236", "124Q00000X", "RDH")
-ENDODONTIST = ProviderFacts("prov-endo", LAKESHORE.id, "Omar", "Reyes", "1765432103", "1223E0200X", "DDS, MS")
-
-ADULT = PatientFacts(
-    "pat-adult", "Maria", "Lopez", date(1979, 5, 14), "F", "WI", Address("5 Elm St", "Madison", "WI", "53703")
-)
-CHILD = PatientFacts(
-    "pat-child", "Leo", "Nguyen", date(2016, 9, 1), "M", "WI", Address("77 Oak Ave", "Madison", "WI", "53704")
-)
-DELTA = CoverageFacts("CDWI1", "Delta Dental of Wisconsin", "DDW123456789", "GRP-77", "self")
-CHILD_MEDICAID = CoverageFacts("WIMCD", "Wisconsin Medicaid", "MA0099887766", None, "child")
-CHILD_SUBSCRIBER = Subscriber(first_name="Thi", last_name="Nguyen")
-
-SUBMITTER = Submitter("Northside Family Dental", "Billing Office", phone="(608) 555-0100")
-
-
-def line(number: int, code: str, fee: str, control: str, *, quantity: int = 1, **site: object) -> ClaimLine:
-    return ClaimLine(
-        number=number,
-        code=code,
-        quantity=quantity,
-        fee=Decimal(fee),
-        date_of_service=DOS,
-        control_number=control,
-        explanation=f"{code} as the engine explains it to billing staff",
-        rule=f"test.{code.lower()}",
-        image_ids=(f"img-{control}",),
-        **site,
-    )
-
-
-def capture_claim() -> Claim:
-    """The capturing office's half of a split: two periapicals (teeth 19 and 30) and the visit's photos."""
-    return Claim(
-        billing_organization=NORTHSIDE,
-        role="capture",
-        rendering_provider=HYGIENIST,
-        place_of_service="11",
-        date_of_service=DOS,
-        payer_profile="default",
-        lines=(
-            line(1, "D0707", "35", "CAP-3F2A-1", tooth="19"),
-            line(2, "D0707", "35", "CAP-3F2A-2", tooth="30"),
-            line(3, "D0703", "22.50", "CAP-3F2A-3"),
-        ),
-        edits=(Edit("capture.documentation", "warning", "Capture note attached"),),
-        patient=ADULT,
-        coverage=DELTA,
-        referral_id=SPLIT_REFERRAL,
-    )
-
-
-def reader_claim() -> Claim:
-    """The remote endodontist's half: D0391 for the two radiographs read, D9996 for the asynchronous consult."""
-    return Claim(
-        billing_organization=LAKESHORE,
-        role="interpretation",
-        rendering_provider=ENDODONTIST,
-        place_of_service="02",
-        date_of_service=DOS,
-        payer_profile="default",
-        lines=(
-            line(1, "D0391", "40", "INT-3F2A-1", quantity=2),
-            line(2, "D9996", "30", "INT-3F2A-2"),
-        ),
-        edits=(),
-        patient=ADULT,
-        coverage=DELTA,
-        referral_id=SPLIT_REFERRAL,
-        referring_provider=GP,
-    )
-
-
-def single_claim() -> Claim:
-    """One office captured and read: first PA, two more PAs of the upper right, and a pair of bitewings."""
-    return Claim(
-        billing_organization=NORTHSIDE,
-        role="single",
-        rendering_provider=GP,
-        place_of_service="11",
-        date_of_service=DOS,
-        payer_profile="default",
-        lines=(
-            line(1, "D0220", "31", "SGL-8C41-1", tooth="3"),
-            line(2, "D0230", "26", "SGL-8C41-2", quantity=2, area="10"),
-            line(3, "D0272", "48.50", "SGL-8C41-3", teeth=("2", "3", "30", "31")),
-        ),
-        edits=(),
-        patient=ADULT,
-        coverage=DELTA,
-        referral_id=SINGLE_REFERRAL,
-    )
-
-
-def child_claim() -> Claim:
-    """A child covered as a dependant on a parent's Medicaid plan, seen at a school site."""
-    return Claim(
-        billing_organization=NORTHSIDE,
-        role="single",
-        rendering_provider=GP,
-        place_of_service="03",
-        date_of_service=DOS,
-        payer_profile="medicaid-wi",
-        lines=(
-            line(1, "D0140", "55", "SGL-B7E2-1"),
-            line(2, "D0220", "31", "SGL-B7E2-2", tooth="K"),
-            line(3, "D1354", "24", "SGL-B7E2-3", tooth="S", surfaces="DO"),
-        ),
-        edits=(),
-        patient=CHILD,
-        coverage=CHILD_MEDICAID,
-        referral_id=CHILD_REFERRAL,
-    )
-
-
-def all_claims() -> list[Claim]:
-    return [capture_claim(), reader_claim(), single_claim(), child_claim()]
-
-
-def export(claims: list[Claim], **overrides: object) -> str:
-    options: dict[str, object] = {
-        "sender_id": "NORTHSIDE01",
-        "receiver_id": "CLEARHOUSE",
-        "interchange_control_number": 42,
-        "group_control_number": 7,
-        "created_at": CREATED_AT,
-        "submitter": SUBMITTER,
-        "receiver_name": "Example Clearinghouse",
-        "subscribers": {CHILD_MEDICAID: CHILD_SUBSCRIBER},
-        "usage": "T",
-    }
-    options.update(overrides)
-    return to_837d(claims, **options)
-
 
 # -- reading an interchange back -------------------------------------------------------------------
 
-Segment = list[str]
 
 
-def parse(text: str) -> list[Segment]:
-    return [raw.split("*") for raw in text.split("~") if raw]
 
 
-def render(segments: list[Segment]) -> str:
-    return "".join("*".join(segment) + "~" for segment in segments)
 
 
-def recount(segments: list[Segment]) -> None:
-    """Fix SE01 after an edit, so that a test corrupts one thing only."""
-    start = 0
-    for index, segment in enumerate(segments):
-        if segment[0] == "ST":
-            start = index
-        elif segment[0] == "SE":
-            segment[1] = str(index - start + 1)
 
 
-def corrupt(text: str, edit: Callable[[list[Segment]], None]) -> str:
-    segments = parse(text)
-    edit(segments)
-    recount(segments)
-    return render(segments)
 
 
-def claims_in(text: str) -> list[list[Segment]]:
-    """Each claim's segments, from its CLM to the next HL, CLM or SE."""
-    blocks: list[list[Segment]] = []
-    current: list[Segment] | None = None
-    for segment in parse(text):
-        if segment[0] == "CLM":
-            current = [segment]
-            blocks.append(current)
-        elif segment[0] in ("HL", "SE"):
-            current = None
-        elif current is not None:
-            current.append(segment)
-    return blocks
 
 
-def lines_in(claim: list[Segment]) -> list[list[Segment]]:
-    blocks: list[list[Segment]] = []
-    for segment in claim:
-        if segment[0] == "LX":
-            blocks.append([segment])
-        elif blocks:
-            blocks[-1].append(segment)
-    return blocks
 
 
-def first(segments: list[Segment], tag: str, qualifier: str | None = None) -> Segment:
-    return next(s for s in segments if s[0] == tag and (qualifier is None or s[1] == qualifier))
 
 
-def only(segments: list[Segment], tag: str, qualifier: str | None = None) -> list[Segment]:
-    return [s for s in segments if s[0] == tag and (qualifier is None or s[1] == qualifier)]
 
 
 @pytest.fixture
@@ -258,9 +87,6 @@ def interchange() -> str:
     return export(all_claims())
 
 
-def claim_with(text: str, code: str) -> list[Segment]:
-    """The claim whose first line bills ``code``."""
-    return next(c for c in claims_in(text) if first(c, "SV3")[1] == f"AD:{code}")
 
 
 # -- the exporter ----------------------------------------------------------------------------------
@@ -516,8 +342,9 @@ def test_amounts_are_written_without_trailing_zeros(amount: str, text: str) -> N
 
 
 def test_a_dependants_claim_without_the_subscribers_name_cannot_be_exported() -> None:
+    orphan = dataclasses.replace(child_claim(), coverage=dataclasses.replace(CHILD_MEDICAID, subscriber=None))
     with pytest.raises(ExportError, match="subscriber's name"):
-        export([child_claim()], subscribers={})
+        export([orphan])
 
 
 def test_a_claim_without_coverage_cannot_be_exported() -> None:
@@ -565,21 +392,23 @@ def test_the_submitter_contact_carries_the_phone_digits_and_email(interchange: s
     ]
 
 
-def test_a_replacement_claim_is_flagged_until_the_payers_claim_number_can_be_sent() -> None:
-    text = export([dataclasses.replace(capture_claim(), frequency="7")])
-    assert "CLM*3F2A9C1E5B7D4E219A0C*92.5***11:B:7*Y*A*Y*Y~" in text
-    assert any("REF*F8" in problem for problem in validate_837d(text))
+def test_a_replacement_claim_cannot_be_exported_without_the_payers_claim_number() -> None:
+    with pytest.raises(ExportError, match="REF\\*F8"):
+        export([dataclasses.replace(capture_claim(), frequency="7")])
+
+
+def test_the_validator_catches_a_replacement_without_the_payers_claim_number(interchange: str) -> None:
+    def edit(segments: list[Segment]) -> None:
+        first(segments, "CLM")[5] = "11:B:7"
+
+    assert_reported(problems_after(interchange, edit), "needs the payer's claim number (REF*F8)")
 
 
 # -- the validator: one corrupted interchange per defect -------------------------------------------
 
 
-def problems_after(interchange: str, edit: Callable[[list[Segment]], None]) -> list[str]:
-    return validate_837d(corrupt(interchange, edit))
 
 
-def assert_reported(problems: list[str], fragment: str) -> None:
-    assert any(fragment in problem for problem in problems), problems
 
 
 def test_the_validator_accepts_a_line_break_after_each_segment(interchange: str) -> None:
@@ -811,13 +640,29 @@ def test_random_claims_built_from_the_dataclasses_always_make_a_valid_interchang
         st.just("WI"),
         addresses,
     )
+    subscribers = st.builds(
+        SubscriberFacts,
+        names,
+        names,
+        st.none() | st.dates(date(1920, 1, 1), date(2010, 12, 31)),
+        st.none() | st.sampled_from("FMU"),
+        st.none() | addresses,
+    )
     coverages = st.builds(
         CoverageFacts,
         st.from_regex(r"[A-Z0-9]{5}", fullmatch=True),
         names,
         st.from_regex(r"[A-Z0-9]{6,12}", fullmatch=True),
         st.none() | st.from_regex(r"[A-Z0-9-]{1,10}", fullmatch=True),
-        st.sampled_from(["self", "spouse", "child", "other"]),
+        st.just("self"),
+    ) | st.builds(
+        CoverageFacts,
+        st.from_regex(r"[A-Z0-9]{5}", fullmatch=True),
+        names,
+        st.from_regex(r"[A-Z0-9]{6,12}", fullmatch=True),
+        st.none() | st.from_regex(r"[A-Z0-9-]{1,10}", fullmatch=True),
+        st.sampled_from(["spouse", "child", "other"]),
+        subscribers,
     )
 
     @st.composite
@@ -838,11 +683,25 @@ def test_random_claims_built_from_the_dataclasses_always_make_a_valid_interchang
             fields["teeth"] = tuple(draw(st.lists(teeth, min_size=1, max_size=8, unique=True)))
         elif site == "area":
             fields["area"] = draw(st.sampled_from(["00", "01", "02", "10", "20", "30", "40"]))
+        fields["place_of_service"] = draw(st.none() | st.sampled_from(["03", "11", "12"]))
         return fields
+
+    attachments = st.builds(
+        Attachment,
+        st.sampled_from(["RB", "RR", "DG", "OZ"]),
+        st.sampled_from(["EL", "FT", "BM"]),
+        st.from_regex(r"[A-Z0-9]{2,30}", fullmatch=True),
+    ) | st.builds(Attachment, st.sampled_from(["RB", "DG"]), st.just("AA"))
+    # Billing may type separators and accents; the exporter carries what one NTE can hold.
+    notes = st.just("") | st.text("AZaz09 .,'-*:^~\u00e9\u00f1", min_size=1, max_size=80).filter(basic_text)
+    corrections = st.just(("1", None)) | st.tuples(
+        st.sampled_from(["7", "8"]), st.from_regex(r"[A-Z0-9]{1,20}", fullmatch=True)
+    )
 
     @st.composite
     def claims(draw: Any, serial: int, organizations_: list[OrganizationFacts]) -> Claim:
         drawn_lines = draw(st.lists(service_lines(), min_size=1, max_size=6))
+        frequency, payer_claim_number = draw(corrections)
         return Claim(
             billing_organization=draw(st.sampled_from(organizations_)),
             role=draw(st.sampled_from(["capture", "interpretation", "single"])),
@@ -862,14 +721,17 @@ def test_random_claims_built_from_the_dataclasses_always_make_a_valid_interchang
             coverage=draw(coverages),
             referral_id=draw(st.uuids().map(str)),
             referring_provider=draw(st.none() | providers),
+            frequency=frequency,
+            payer_claim_number=payer_claim_number,
+            narrative=draw(notes),
+            attachments=tuple(draw(st.lists(attachments, max_size=3))),
         )
 
     @hypothesis.settings(max_examples=60, deadline=None)
     @hypothesis.given(st.data(), st.lists(organizations, min_size=1, max_size=3), st.integers(1, 5))
     def check(data: Any, organizations_: list[OrganizationFacts], count: int) -> None:
         generated = [data.draw(claims(serial, organizations_)) for serial in range(count)]
-        subscribers = {claim.coverage: Subscriber("Pat", "Holder") for claim in generated if claim.coverage}
-        text = export(generated, subscribers=subscribers)
+        text = export(generated)
         assert validate_837d(text) == [], text
 
     check()

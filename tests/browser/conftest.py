@@ -63,10 +63,12 @@ class BrowserUser:
     """One person's browser: its own context (cookies), a page, and every console error and CSP report."""
 
     def __init__(self, browser: Any, base_url: str, name: str, viewport: dict[str, int] | None = None,
-                 touch: bool = False) -> None:
+                 touch: bool = False, timezone: str | None = None, timezone_id: str | None = None) -> None:
         self.name = name
+        zone = timezone_id or timezone
+        options: dict[str, Any] = {"timezone_id": zone} if zone else {}
         self.context = browser.new_context(base_url=base_url, accept_downloads=True, has_touch=touch,
-                                           viewport=viewport or {"width": 1280, "height": 900})
+                                           viewport=viewport or {"width": 1280, "height": 900}, **options)
         self.page = self.context.new_page()
         self.problems: list[str] = []
         self.page.on("console", self._console)
@@ -89,14 +91,38 @@ class BrowserUser:
         self.page.get_by_role("button", name="Sign in").click()
         self.page.wait_for_url(re.compile(r"/$"))
 
-    def screenshot(self, name: str) -> Path:
+    def screenshot(self, name: str) -> Path | None:
+        """A picture of the page for people to look at (never an assertion): the whole page, or the visible part
+        when a busy machine cannot draw the whole of a long page in time; None when neither could be taken."""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         path = SCREENSHOTS / f"{name}.png"
-        self.page.screenshot(path=str(path), full_page=True)
-        return path
+        for full_page in (True, False):
+            try:
+                self.page.screenshot(path=str(path), full_page=full_page, timeout=15_000)
+                return path
+            except PlaywrightTimeout:
+                continue
+        return None
 
     def close(self) -> None:
         self.context.close()
+
+
+def evaluate_settled(page: Any, script: str, attempts: int = 3) -> Any:
+    """``page.evaluate`` once the page has loaded, tried again if a navigation replaced the document meanwhile
+    (a redirect finishing late on a busy machine); the last failure is raised with the page's address."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    for attempt in range(attempts):
+        page.wait_for_load_state("load")
+        try:
+            return page.evaluate(script)
+        except PlaywrightError as exc:
+            if "Execution context was destroyed" not in str(exc) or attempt == attempts - 1:
+                raise AssertionError(f"could not evaluate on {page.url}: {exc}") from exc
+    return None
 
 
 @pytest.fixture

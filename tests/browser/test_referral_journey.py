@@ -11,8 +11,10 @@ import pytest
 from playwright.sync_api import expect
 
 from referral.billing.x12_validator import validate_837d
-from tests import samples
-from tests.world import Practice, World
+from tests.browser.conftest import evaluate_settled
+from tests.support import samples
+from tests.support.api import new_referral, ready_referral, submit, upload
+from tests.support.world import Practice, World
 
 pytestmark = pytest.mark.slow
 PASSWORD = "long enough browser password"
@@ -126,9 +128,13 @@ def test_a_referral_from_capture_to_signed_report_to_837d(browser_users, people,
 
     findings = rpage.locator("[data-finding]")
     expect(findings).to_have_count(2)
-    findings.nth(0).get_by_label("Periapical area").fill("Periapical radiolucency at the mesial root apex")
-    findings.nth(0).get_by_label("Roots and canals").fill("Two roots; canals not treated")
-    findings.nth(1).get_by_label("Crown").fill("Deep distal caries visible clinically")
+    # The two files were uploaded together, so either may come first; a photo asks only for what a photo shows.
+    radiograph = rpage.locator('[data-finding][data-kind="periapical"]')
+    photo = rpage.locator('[data-finding][data-kind="photo_intraoral"]')
+    radiograph.get_by_label("Periapical area").fill("Periapical radiolucency at the mesial root apex")
+    radiograph.get_by_label("Roots and canals").fill("Two roots; canals not treated")
+    photo.get_by_label("Crown").fill("Deep distal caries visible clinically")
+    expect(photo.get_by_label("Roots and canals")).to_have_count(0)
     rpage.get_by_label("Impression").fill("Symptomatic apical periodontitis, tooth 19")
     rpage.get_by_label("Recommendation").fill("Root canal treatment of tooth 19")
     rpage.get_by_role("button", name="Save draft").click()
@@ -171,8 +177,6 @@ def test_a_referral_from_capture_to_signed_report_to_837d(browser_users, people,
 
 def test_a_refused_file_shows_the_api_message_and_is_retried_alone(browser_users, people, world: World,
                                                                    riverside: Practice, tmp_path: Path):
-    from tests.api.helpers import new_referral, upload
-
     referral_id = new_referral(riverside)
     hygienist = browser_users("hygienist")
     hygienist.sign_in(people["hygienist"], PASSWORD)
@@ -207,8 +211,6 @@ def test_a_refused_file_shows_the_api_message_and_is_retried_alone(browser_users
 
 def test_a_retake_is_asked_for_uploaded_against_the_image_and_sent_back(browser_users, people, world: World,
                                                                         riverside: Practice, tmp_path: Path):
-    from tests.api.test_workflow import ready_referral, submit
-
     referral_id = ready_referral(riverside)
     assert submit(riverside, referral_id).status_code == 200
     reader = browser_users("endodontist")
@@ -255,12 +257,10 @@ TABLET = {"width": 768, "height": 1024}
 
 
 def _fits_the_width(page: Any) -> bool:
-    return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
+    return bool(evaluate_settled(page, "document.documentElement.scrollWidth <= window.innerWidth"))
 
 
 def test_the_main_pages_fit_a_tablet_held_upright(browser_users, people, riverside: Practice):
-    from tests.api.test_workflow import ready_referral, submit
-
     hygienist = browser_users("hygienist-tablet", viewport=TABLET, touch=True)
     hygienist.sign_in(people["hygienist"], PASSWORD)
     for path, name in (("/", "tablet-office-referrals"), ("/referrals/new", "tablet-office-new-referral")):

@@ -13,13 +13,10 @@ from flask import Flask
 from referral.billing.catalogue import label
 from referral.documents import pdf
 from referral.models import AuditEvent, ClaimExport
-from tests import samples
-from tests.api.helpers import new_referral, upload
-from tests.api.test_claims import signed_case
-from tests.api.test_reports import draft_body
-from tests.api.test_workflow import submit
-from tests.documents.test_documents import pdf_text, squeezed, visible
-from tests.world import PATIENT, Client, Practice, Reader, World
+from tests.support import samples
+from tests.support.api import draft_body, new_referral, signed_case, submit, upload
+from tests.support.documents import pdf_text, squeezed, visible
+from tests.support.world import PATIENT, Client, Practice, Reader, World
 
 SCRIPT = "<script>alert(1)</script>"
 TAX_ID = "98-7654321"

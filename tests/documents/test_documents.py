@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import html
 import io
-import re
 import sys
 import uuid
 from dataclasses import dataclass
@@ -16,7 +14,6 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from PIL import ImageFile
-from pypdf import PdfReader
 
 from referral.documents import pdf, to_pdf
 from referral.documents.pdf import RefusedURL, data_only_fetcher
@@ -24,11 +21,10 @@ from referral.documents.render import MAX_PREVIEW_BYTES, preview_data_uri
 from referral.errors import ServiceUnavailable
 from referral.models import AuditEvent, Image, Provider
 from storage import Storage
-from tests import samples
-from tests.api.helpers import new_referral, upload
-from tests.api.test_reports import FINDING, draft_body
-from tests.api.test_workflow import ready_referral, submit
-from tests.world import PATIENT, Practice, Reader, World
+from tests.support import samples
+from tests.support.api import FINDING, draft_body, new_referral, ready_referral, submit, upload
+from tests.support.documents import pdf_text, squeezed, visible
+from tests.support.world import PATIENT, Practice, Reader, World
 
 CAPTURE_ONLY = "Image capture only was performed at this office"
 DID_NOT_CAPTURE = "interpreted these images remotely and did not capture them"
@@ -81,27 +77,12 @@ def signed_case(world: World, riverside: Practice) -> SignedCase:
     return SignedCase(referral_id, reader, images, signed.get_json(), addendum.get_json())
 
 
-def pdf_text(data: bytes) -> str:
-    assert data.startswith(b"%PDF-")
-    return "\n".join(page.extract_text() or "" for page in PdfReader(io.BytesIO(data)).pages)
-
-
-def squeezed(text: str) -> str:
-    """Without whitespace: a PDF may break a long hash or a sentence across lines."""
-    return "".join(text.split())
-
-
 def document_text(client: Any, path: str) -> str:
     response = client.get(path)
     assert response.status_code == 200, response.get_json()
     if path.endswith(".pdf"):
         return pdf_text(response.data)
     return response.get_data(as_text=True)
-
-
-def visible(text: str) -> str:
-    """What a reader sees: tags dropped and entities decoded (PDF text passes through unchanged)."""
-    return html.unescape(re.sub(r"<[^>]+>", " ", text))
 
 
 def _contains(text: str, *expected: str) -> None:
@@ -352,7 +333,6 @@ def test_the_pdf_renderer_resolves_data_uris_and_refuses_everything_else(tmp_pat
     data = to_pdf(page)
     assert "visible" in pdf_text(data)
     assert b"TOP-SECRET" not in data
-
 
 
 def test_without_weasyprint_a_pdf_is_unavailable_rather_than_the_whole_server(monkeypatch: pytest.MonkeyPatch):

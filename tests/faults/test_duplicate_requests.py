@@ -9,10 +9,10 @@ from typing import Any
 
 from flask import Flask
 
-from tests import samples
-from tests.api.helpers import new_referral, upload
-from tests.faults.support import assert_nothing_lost_and_nothing_extra, image_keys, stored_images
-from tests.world import Client, Practice
+from tests.support import samples
+from tests.support.api import new_referral, upload
+from tests.support.faults import assert_nothing_lost_and_nothing_extra, image_keys, stored_images
+from tests.support.world import Client, Practice
 
 
 def _download(practice: Practice) -> Any:

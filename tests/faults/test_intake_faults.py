@@ -18,11 +18,9 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from referral.models import AuditEvent, Image
-from tests import samples
-from tests.api.helpers import new_referral, upload
-from tests.conftest import POSTGRES_SERVER
-from tests.faults.conftest import FlakyStore
-from tests.faults.support import (
+from tests.support import samples
+from tests.support.api import new_referral, upload
+from tests.support.faults import (
     ALL_ZERO,
     assert_nothing_lost_and_nothing_extra,
     image_keys,
@@ -30,7 +28,9 @@ from tests.faults.support import (
     stored_images,
     verdict,
 )
-from tests.world import Practice
+from tests.support.settings import POSTGRES_SERVER
+from tests.support.store_doubles import FlakyStore
+from tests.support.world import Practice
 
 
 def _content(practice: Practice) -> Any:

@@ -17,7 +17,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +26,15 @@ import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy.orm import Session, sessionmaker
 
-from referral.db import make_engine, utcnow
-from referral.models import DeliveryStatus, IdempotencyRecord, WebhookDelivery
+from referral.db import make_engine
+from referral.models import DeliveryStatus, WebhookDelivery
 from referral.services import outbox
 from referral.services.organizations import create_platform_admin
-from tests import samples
-from tests.faults.support import assert_nothing_lost_and_nothing_extra, image_keys, stored_images
-from tests.s3server import free_port
-from tests.webhook_support import Receiver, emit, register
-from tests.world import PATIENT, Practice, organization_body, provider_body
+from tests.support import samples
+from tests.support.faults import assert_nothing_lost_and_nothing_extra, image_keys, stored_images
+from tests.support.s3server import free_port
+from tests.support.webhooks import Receiver, emit, register
+from tests.support.world import PATIENT, Practice, organization_body, provider_body
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -264,18 +263,13 @@ def test_a_server_killed_mid_upload_and_between_write_and_commit_loses_nothing_i
 
     running.start()
     retried = _post_image(running.base, case, large.read_bytes(), headers=retry_key)
-    if not committed:
-        # The dead request's claim on the key is honoured for ten minutes; a client retrying after that
-        # takes it over. The claim is aged here instead of waiting.
-        assert retried.status_code == 409, retried.text
-        with app.app_context(), app.extensions["referral.sessionmaker"]() as session:
-            session.execute(sa.update(IdempotencyRecord).values(created_at=utcnow() - timedelta(minutes=11)))
-            session.commit()
-        retried = _post_image(running.base, case, large.read_bytes(), headers=retry_key)
+    # The key was claimed in the killed request's transaction: committed with its image, or gone with it.
     assert retried.status_code == 201, retried.text
     if committed:
         assert retried.headers["Idempotent-Replayed"] == "true"
         assert {retried.json()["id"]} == committed
+    else:
+        assert "Idempotent-Replayed" not in retried.headers
     acknowledged[retried.json()["id"]] = hashlib.sha256(large.read_bytes()).hexdigest()
 
     # 3. After its crashes the server serves what it acknowledged, and accepts new work.
@@ -317,7 +311,8 @@ def test_a_worker_killed_between_sending_and_recording_a_delivery_sends_it_again
     worker = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--interval", "0.2"],
                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
+        # A bound on waiting, not a timing assertion: a loaded machine starts the worker slowly.
+        deadline = time.monotonic() + 120
         while not receiver.receipts:
             assert worker.poll() is None, "the worker exited"
             assert time.monotonic() < deadline, "the worker never sent the delivery"

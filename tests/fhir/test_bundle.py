@@ -1,8 +1,11 @@
 """GET /api/v1/referrals/{id}/fhir: the case as a FHIR R4 Bundle, checked with the R4B models of fhir.resources
-(R4B keeps every element of the resources used here unchanged from R4)."""
+(R4B keeps every element of the resources used here unchanged from R4). Profile conformance of the same
+resources is tested in test_conformance.py."""
 
 from __future__ import annotations
 
+import io
+import re
 import uuid
 from collections import defaultdict
 from datetime import datetime
@@ -11,19 +14,23 @@ from typing import Any
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
 from fhir.resources.R4B.bundle import Bundle
+from pydicom import dcmread
 
 from referral.fhir import terms
 from referral.models.enums import ReferralStatus
-from tests import samples
-from tests.api.helpers import CAPTURED_AT, new_referral, upload
-from tests.api.test_reports import draft_body
-from tests.api.test_workflow import ready_referral, submit
-from tests.world import Client, Practice, Reader, World
+from tests.support import samples
+from tests.support.api import CAPTURED_AT, draft_body, new_referral, ready_referral, submit, upload
+from tests.support.world import Client, Practice, Reader, World
 
 ADA_TOOTH = "http://terminology.hl7.org/CodeSystem/ADAUniversalToothDesignationSystem"
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
 NPI = "http://hl7.org/fhir/sid/us-npi"
 CONSENT = {"given_by": "patient", "method": "verbal", "given_at": "2026-01-05T09:00:00Z"}
+# The read API's base as the test client's requests see it: every fullUrl is an address under it.
+BASE = "http://localhost/fhir/R4"
+SNOMED = "http://snomed.info/sct"
+TOOTH_19 = {"coding": [{"system": ADA_TOOTH, "code": "19"}, {"system": SNOMED, "code": "245604007"}]}
+TOOTH_18 = {"coding": [{"system": ADA_TOOTH, "code": "18"}, {"system": SNOMED, "code": "245603001"}]}
 
 # Required bindings in R4, which the models do not check: a typo in a status would otherwise pass.
 REQUIRED_CODES = {
@@ -74,7 +81,7 @@ class Exported:
         return found[0]
 
     def resolve(self, reference: dict[str, str]) -> dict[str, Any]:
-        return self.by_url[reference["reference"]]
+        return self.by_url[f"{BASE}/{reference['reference']}"]
 
 
 def validated(bundle: dict[str, Any]) -> Exported:
@@ -86,16 +93,22 @@ def validated(bundle: dict[str, Any]) -> Exported:
         resource = entry["resource"]
         # Bundle.entry.resource is typed as any Resource, so each entry is checked against its own model.
         get_fhir_model_class(resource["resourceType"]).model_validate(resource)
-        assert entry["fullUrl"] == f"urn:uuid:{uuid.UUID(resource['id'])}"
+        assert entry["fullUrl"] == f"{BASE}/{resource['resourceType']}/{resource['id']}"
+        # Our rows' UUIDs, or for a study of real UIDs the referral's UUID and a digest of the Study Instance UID.
+        assert re.fullmatch(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}(-[0-9a-f]{12})?", resource["id"])
         for field, allowed in ((f, codes) for (t, f), codes in REQUIRED_CODES.items()
                                if t == resource["resourceType"]):
             if field in resource:
                 assert resource[field] in allowed, (resource["resourceType"], field, resource[field])
-    for path, node in _walk(bundle):
-        for key, value in node.items():
-            assert value not in ([], {}, "", None), f"empty element {path}.{key}"
-        if "reference" in node:
-            assert node["reference"] in urls, f"{path} points outside the bundle: {node['reference']}"
+    for entry in bundle["entry"]:
+        contained = {f"#{c['id']}" for c in entry["resource"].get("contained", [])}
+        for path, node in _walk(entry["resource"], entry["fullUrl"]):
+            for key, value in node.items():
+                assert value not in ([], {}, "", None), f"empty element {path}.{key}"
+            if "reference" in node:
+                target = node["reference"]
+                resolved = target in contained if target.startswith("#") else f"{BASE}/{target}" in urls
+                assert resolved, f"{path} points outside the bundle: {target}"
     return Exported(bundle)
 
 
@@ -118,7 +131,9 @@ def reader(world: World) -> Reader:
 
 def test_a_draft_exports_its_referral_patient_people_dicom_study_and_photo(riverside: Practice):
     referral_id = new_referral(riverside, teeth=["19", "18"], consent=CONSENT)
-    dicom = upload(riverside.staff, riverside, referral_id, samples.dicom_bytes(teeth=()), teeth="19").get_json()
+    dicom_file = samples.dicom_bytes(teeth=())
+    header = dcmread(io.BytesIO(dicom_file), stop_before_pixels=True)
+    dicom = upload(riverside.staff, riverside, referral_id, dicom_file, teeth="19").get_json()
     photo = upload(riverside.staff, riverside, referral_id, samples.jpeg_bytes(), filename="photo.jpg",
                    kind="photo_intraoral", teeth="18,19").get_json()
 
@@ -127,12 +142,11 @@ def test_a_draft_exports_its_referral_patient_people_dicom_study_and_photo(river
     request = exported.one("ServiceRequest")
     assert request["id"] == referral_id
     assert request["identifier"] == [{"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{referral_id}"}]
-    assert (request["status"], request["intent"], request["priority"]) == ("draft", "plan", "urgent")
+    assert (request["status"], request["intent"], request["priority"]) == ("draft", "order", "urgent")
     assert request["code"]["coding"][0] == {"system": "http://snomed.info/sct", "code": "103697008",
                                             "display": "Patient referral for dental care"}
     assert request["category"][0]["coding"][0]["code"] == "14736009"
-    assert request["bodySite"] == [{"coding": [{"system": ADA_TOOTH, "code": "19"}]},
-                                   {"coding": [{"system": ADA_TOOTH, "code": "18"}]}]
+    assert request["bodySite"] == [TOOTH_19, TOOTH_18]
     assert request["reasonCode"] == [{"text": "Lingering pain to cold on the lower left first molar"}]
     assert "performer" not in request
     patient = exported.resolve(request["subject"])
@@ -140,7 +154,8 @@ def test_a_draft_exports_its_referral_patient_people_dicom_study_and_photo(river
     assert patient["id"] == riverside.patient_id
     assert (patient["gender"], patient["birthDate"]) == ("female", "1980-01-01")
     assert patient["name"] == [{"family": "Doe", "given": ["Jane"]}]
-    assert patient["address"] == [{"state": "CA"}]
+    assert patient["address"] == [{"line": ["12 Oak Street"], "city": "Sacramento", "state": "CA",
+                                   "postalCode": "95816"}]
     practice = exported.resolve(patient["managingOrganization"])
     assert practice["identifier"] == [{"system": NPI, "value": riverside.npi},
                                       {"system": "urn:oid:2.16.840.1.113883.4.4", "value": "123456789"}]
@@ -158,12 +173,13 @@ def test_a_draft_exports_its_referral_patient_people_dicom_study_and_photo(river
     study = exported.one("ImagingStudy")
     assert (study["status"], study["numberOfSeries"], study["numberOfInstances"]) == ("available", 1, 1)
     assert study["modality"] == [{"system": DCM, "code": "IO", "display": "Intra-oral Radiography"}]
+    assert study["identifier"] == [{"system": "urn:dicom:uid", "value": f"urn:oid:{header.StudyInstanceUID}"}]
     series = study["series"][0]
     assert series["modality"]["code"] == "IO"
-    assert series["uid"].startswith("2.25.")
+    assert series["uid"] == header.SeriesInstanceUID == dicom["dicom"]["series_instance_uid"]
     assert series["bodySite"] == {"system": ADA_TOOTH, "code": "19"}
     assert at(series["started"]) == at(CAPTURED_AT)
-    assert series["instance"][0]["uid"] == f"2.25.{uuid.UUID(dicom['id']).int}"
+    assert series["instance"][0]["uid"] == header.SOPInstanceUID == dicom["dicom"]["sop_instance_uid"]
     assert series["instance"][0]["sopClass"] == {"system": "urn:ietf:rfc:3986",
                                                  "code": f"urn:oid:{samples.INTRAORAL_FOR_PRESENTATION}"}
     hygienist = exported.resolve(series["performer"][0]["actor"])
@@ -277,9 +293,12 @@ def test_a_signed_report_is_a_diagnostic_report_by_the_reader_and_addenda_make_i
     report = exported.one("DiagnosticReport")
     assert report["id"] == signed["id"]
     assert report["status"] == "final"
-    assert report["category"] == [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0074",
-                                               "code": "RAD", "display": "Radiology"}]}]
-    assert report["code"] == {"text": "Dental radiograph interpretation"}
+    assert report["category"] == [{"coding": [
+        {"system": "http://loinc.org", "code": "LP29684-5", "display": "Radiology"},
+        {"system": "http://terminology.hl7.org/CodeSystem/v2-0074", "code": "RAD", "display": "Radiology"}]}]
+    assert report["code"] == {"coding": [{"system": "http://loinc.org", "code": "18748-4",
+                                          "display": "Diagnostic imaging study"}],
+                              "text": "Dental radiograph interpretation"}
     assert report["conclusion"] == ("Symptomatic apical periodontitis, tooth 19\n\n"
                                     "Recommendation: Root canal treatment of tooth 19")
     assert report["conclusion"].startswith(signed["impression"])
@@ -306,7 +325,7 @@ def test_a_signed_report_is_a_diagnostic_report_by_the_reader_and_addenda_make_i
     for finding in findings:
         assert finding["status"] == "final"
         assert exported.resolve(finding["performer"][0]) is reader_practitioner
-        assert finding["bodySite"] == {"coding": [{"system": ADA_TOOTH, "code": "19"}]}
+        assert finding["bodySite"] == TOOTH_19
         components = {c["code"]["text"]: c["valueString"] for c in finding["component"]}
         assert components["Periapical area"] == "Radiolucency about 4 mm at the mesial root"
         assert components["Diagnostic quality"] == "adequate"
@@ -376,3 +395,49 @@ def test_the_export_is_documented_as_fhir_json_and_needs_a_token(client, world: 
 
     assert "application/fhir+json" in operation["responses"]["200"]["content"]
     assert world.anonymous.get(f"/api/v1/referrals/{new_referral(riverside)}/fhir").status_code == 401
+
+
+def _in_study(study: str, series: str, instance: str, number: int):
+    def identity(ds) -> None:
+        ds.StudyInstanceUID = study
+        ds.SeriesInstanceUID = series
+        ds.SOPInstanceUID = instance
+        ds.file_meta.MediaStorageSOPInstanceUID = instance
+        ds.InstanceNumber = number
+        ds.AccessionNumber = f"ACC{study[-1]}"
+
+    return samples.dicom_bytes(mutate=identity)
+
+
+def test_each_dicom_study_becomes_its_own_imaging_study_with_the_files_uids(riverside: Practice):
+    referral_id = new_referral(riverside, consent=CONSENT)
+    files = [
+        _in_study("1.2.826.0.1.3680043.2.1", "1.2.826.0.1.3680043.2.1.1", "1.2.826.0.1.3680043.2.1.1.1", 1),
+        _in_study("1.2.826.0.1.3680043.2.1", "1.2.826.0.1.3680043.2.1.1", "1.2.826.0.1.3680043.2.1.1.2", 2),
+        _in_study("1.2.826.0.1.3680043.2.1", "1.2.826.0.1.3680043.2.1.2", "1.2.826.0.1.3680043.2.1.2.1", 1),
+        _in_study("1.2.826.0.1.3680043.2.2", "1.2.826.0.1.3680043.2.2.1", "1.2.826.0.1.3680043.2.2.1.1", 1),
+    ]
+    for data in files:
+        assert upload(riverside.staff, riverside, referral_id, data).status_code == 201
+    photo = upload(riverside.staff, riverside, referral_id, samples.jpeg_bytes(), filename="photo.jpg",
+                   kind="photo_intraoral").get_json()
+
+    exported = export(riverside.staff, referral_id)
+
+    studies = {study["identifier"][0]["value"]: study for study in exported.by_type["ImagingStudy"]}
+    assert set(studies) == {"urn:oid:1.2.826.0.1.3680043.2.1", "urn:oid:1.2.826.0.1.3680043.2.2"}
+    first = studies["urn:oid:1.2.826.0.1.3680043.2.1"]
+    assert all(study["identifier"][0]["system"] == "urn:dicom:uid" for study in studies.values())
+    assert {"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "ACSN"}]},
+            "value": "ACC1"} in first["identifier"]
+    assert (first["numberOfSeries"], first["numberOfInstances"]) == (2, 3)
+    series = {entry["uid"]: entry for entry in first["series"]}
+    assert [instance["uid"] for instance in series["1.2.826.0.1.3680043.2.1.1"]["instance"]] == [
+        "1.2.826.0.1.3680043.2.1.1.1", "1.2.826.0.1.3680043.2.1.1.2"]
+    assert [instance["number"] for instance in series["1.2.826.0.1.3680043.2.1.1"]["instance"]] == [1, 2]
+    second = studies["urn:oid:1.2.826.0.1.3680043.2.2"]
+    assert [entry["instance"][0]["uid"] for entry in second["series"]] == ["1.2.826.0.1.3680043.2.2.1.1"]
+    request = exported.one("ServiceRequest")
+    assert sorted(exported.resolve(ref)["id"] for ref in request["supportingInfo"]) == sorted(
+        [first["id"], second["id"], photo["id"]])
+    assert exported.one("Media")["id"] == photo["id"], "photos stay Media"

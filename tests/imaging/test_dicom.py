@@ -4,10 +4,13 @@ import io
 import json
 import struct
 import time
+import warnings
 from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
 
+import pydicom
 import pytest
-from pydicom import config
+from pydicom import config, dcmread
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.uid import DeflatedExplicitVRLittleEndian, DigitalXRayImageStorageForPresentation
@@ -15,7 +18,7 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian, DigitalXRayImageStorageF
 from referral.imaging import dicom as dicom_module
 from referral.imaging.dicom import MAX_ELEMENTS, MAX_SEQUENCE_DEPTH, MAX_TEXT_LENGTH, DicomInfo, read_dicom
 from referral.imaging.inspect import DamagedImage, UnsupportedImageType
-from tests import samples
+from tests.support import samples
 
 VL_PHOTOGRAPHIC_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.77.1.4"
 
@@ -197,6 +200,40 @@ def test_an_explicit_offset_is_kept_as_given() -> None:
     assert found.tzinfo == timezone(-timedelta(hours=3, minutes=30))
 
 
+@pytest.mark.parametrize(
+    ("elements", "offset_stated", "time_stated"),
+    [
+        ({"AcquisitionDateTime": "20260101093000"}, False, True),
+        ({"AcquisitionDateTime": "20260101093000-0800"}, True, True),
+        ({"AcquisitionDate": "20260101", "AcquisitionTime": "0930", "TimezoneOffsetFromUTC": "-0800"}, True, True),
+        ({"AcquisitionDate": "20260101"}, False, False),
+        ({"ContentDate": "20260101", "ContentTime": "093000"}, False, True),
+    ],
+    ids=["wall-time", "dt-offset", "tz-element", "date-only", "content"],
+)
+def test_the_header_says_whether_it_gave_a_time_of_day_and_its_offset(
+    elements: dict[str, str], offset_stated: bool, time_stated: bool
+) -> None:
+    def set_time(ds: Dataset) -> None:
+        del ds.AcquisitionDateTime
+        for keyword, value in elements.items():
+            setattr(ds, keyword, value)
+
+    info = read(samples.dicom_bytes(mutate=set_time))
+    assert (info.acquisition_offset_stated, info.acquisition_time_stated) == (offset_stated, time_stated)
+    assert info.acquisition_datetime is not None
+
+
+@pytest.mark.parametrize(
+    ("name", "matches"),
+    [("Lee^Sam", True), ("LEE^SAMUEL", True), ("Lee", True), ("Sam Lee", True), ("Lee^Ann", False),
+     ("Rivera^Alex", False), ("", False), ("Lee^Sam=李^山", True)],
+)
+def test_an_operator_name_names_a_provider_by_family_and_agreeing_given_name(name: str, matches: bool) -> None:
+    assert dicom_module.names_person(name, "Sam", "Lee") is matches
+    assert dicom_module.reading_order("Lee^Sam^^Dr") == "Dr Sam Lee"
+
+
 def test_impossible_dates_are_dropped_rather_than_refusing_the_image() -> None:
     def nonsense(ds: Dataset) -> None:
         ds["PatientBirthDate"] = unchecked(0x00100030, "DA", "19801345")
@@ -346,12 +383,99 @@ def test_a_file_without_the_part_10_header_is_unsupported() -> None:
         read(data[132:])  # a bare dataset, as some old exporters write
 
 
-def test_deflated_files_are_unsupported() -> None:
-    def deflate(ds: Dataset) -> None:
-        ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+def _deflate(ds: Dataset) -> None:
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
 
-    with pytest.raises(UnsupportedImageType, match="deflate"):
-        read(samples.dicom_bytes(mutate=deflate))
+
+def test_deflated_files_are_inflated_and_read_like_explicit_little_endian() -> None:
+    deflated = samples.dicom_bytes(mutate=_deflate)
+    plain = read(samples.dicom_bytes())
+
+    info = read(deflated)
+
+    assert len(deflated) < len(samples.dicom_bytes()), "the sample really is deflated"
+    assert info.transfer_syntax_uid == str(DeflatedExplicitVRLittleEndian)
+    assert {**info.to_record_dict(), "transfer_syntax_uid": None} == {**plain.to_record_dict(),
+                                                                       "transfer_syntax_uid": None}
+    assert info.pixel_data is not None
+
+
+def test_a_deflate_bomb_is_refused_once_it_inflates_past_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dicom_module, "MAX_INFLATED_BYTES", 64 * 1024)
+    big = samples.dicom_bytes(rows=256, columns=256, pixel_fill=0, mutate=_deflate)
+
+    with pytest.raises(DamagedImage, match="expands to more than"):
+        read(big)
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.9, 0.99])
+def test_a_deflated_file_cut_short_is_damaged(keep: float) -> None:
+    with pytest.raises(DamagedImage):
+        read(samples.truncated(samples.dicom_bytes(mutate=_deflate), keep))
+
+
+def test_the_file_s_dicom_identity_is_kept() -> None:
+    data = samples.dicom_bytes(mutate=lambda ds: setattr(ds, "AccessionNumber", "ACC-42") or setattr(
+        ds, "InstanceNumber", 7) or setattr(ds, "SeriesNumber", 3))
+    header = dcmread(io.BytesIO(data), stop_before_pixels=True)
+
+    info = read(data)
+
+    assert info.study_instance_uid == header.StudyInstanceUID
+    assert info.series_instance_uid == header.SeriesInstanceUID
+    assert info.sop_instance_uid == header.SOPInstanceUID
+    assert (info.accession_number, info.instance_number, info.series_number) == ("ACC-42", 7, 3)
+    public = info.to_public_dict()
+    assert public["study_instance_uid"] == header.StudyInstanceUID
+    assert public["accession_number"] == "ACC-42"
+
+
+def test_the_sop_instance_uid_falls_back_to_the_file_meta() -> None:
+    def drop(ds: Dataset) -> None:
+        del ds.SOPInstanceUID
+
+    data = samples.dicom_bytes(mutate=drop)
+
+    assert read(data).sop_instance_uid == dcmread(io.BytesIO(data)).file_meta.MediaStorageSOPInstanceUID
+
+
+@pytest.mark.parametrize("bad", ["1.2.abc", "1..2", "1." + "2" * 70, ".1.2"])
+def test_malformed_uids_are_treated_as_absent(bad: str) -> None:
+    def spoil(ds: Dataset) -> None:
+        ds.add_new(0x0020000D, "UI", bad)
+
+    with config.disable_value_validation():
+        data = samples.dicom_bytes(mutate=spoil)
+
+    assert read(data).study_instance_uid is None
+
+
+CHARSET_FILES = sorted(Path(pydicom.__file__).parent.joinpath("data", "charset_files").glob("chr*.dcm"))
+
+
+@pytest.mark.parametrize("path", CHARSET_FILES, ids=[path.stem for path in CHARSET_FILES])
+def test_every_character_set_pydicom_knows_decodes_patient_names_as_pydicom_does(path: Path) -> None:
+    data = path.read_bytes()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dataset = dcmread(io.BytesIO(data))
+    expected = dataset.get("PatientName")
+    if "PixelData" not in dataset:
+        with pytest.raises(DamagedImage, match="no pixel data"):  # a few of the files carry no image
+            read(data)
+        return
+    info = read(data)
+    expected_text = "=".join(expected.components).rstrip("=") if expected is not None else None
+    assert info.patient_name == expected_text
+
+
+def test_a_japanese_name_in_iso_2022_gives_each_of_its_forms() -> None:
+    data = CHARSET_FILES[[p.stem for p in CHARSET_FILES].index("chrH32")].read_bytes()
+
+    groups = dicom_module.name_groups(read(data).patient_name)
+
+    assert groups == [("\uff94\uff8f\uff80\uff9e", "\uff80\uff9b\uff73"), ("\u5c71\u7530", "\u592a\u90ce"),
+                      ("\u3084\u307e\u3060", "\u305f\u308d\u3046")]
 
 
 def test_floating_point_pixel_data_is_unsupported() -> None:
@@ -492,3 +616,25 @@ def test_the_nested_value_budget_is_a_total_not_a_per_value_limit(monkeypatch: p
     assert read(samples.dicom_bytes(teeth=many_teeth[:2])).teeth == ["1", "2"]
     with pytest.raises(DamagedImage, match="implausibly large"):
         read(samples.dicom_bytes(teeth=many_teeth))
+
+
+@pytest.mark.parametrize("family", ["current SCT", "older SCT", "SRT", "ISO3950"])
+def test_all_52_teeth_are_read_from_a_header_in_each_code_family(family: str) -> None:
+    from tests.test_dental import TOOTH_CODES
+
+    column, scheme = {"current SCT": (2, "SCT"), "older SCT": (3, "SCT"), "SRT": (4, "SRT"),
+                      "ISO3950": (1, "ISO3950")}[family]
+
+    def code_teeth(ds: Dataset) -> None:
+        items = []
+        for row in TOOTH_CODES:
+            item = Dataset()
+            item.CodeValue = row[column]
+            item.CodingSchemeDesignator = scheme
+            item.CodeMeaning = f"tooth {row[0]}"
+            items.append(item)
+        ds.PrimaryAnatomicStructureSequence = items
+
+    info = read(samples.dicom_bytes(teeth=(), mutate=code_teeth))
+
+    assert info.teeth == [row[0] for row in TOOTH_CODES]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import math
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -18,8 +19,9 @@ from referral.imaging.inspect import (
     UnsupportedImageType,
     inspect_image,
 )
+from referral.imaging.limits import MAX_DECODE_BYTES
 from referral.imaging.sniff import ImageFormat
-from tests import samples
+from tests.support import samples
 
 
 def inspect_bytes(data: bytes) -> Inspection:
@@ -154,10 +156,31 @@ def test_the_pixel_limit_does_not_touch_pillows_global_setting() -> None:
 
 def test_the_pixel_limit_is_inclusive_and_judged_from_the_header_alone() -> None:
     # These files hold no real pixels: the limit must be applied without them.
-    with pytest.raises(DamagedImage, match="limit"):
+    with pytest.raises(DamagedImage, match="limit of 100,000,000 pixels"):
         inspect_bytes(samples.pixel_flood_png(10_001, 10_000))
-    at_limit = inspect_bytes(samples.pixel_flood_png(10_000, 10_000))
-    assert (at_limit.width, at_limit.height) == (10_000, 10_000)
+
+
+def _flood_png_16(side: int) -> bytes:
+    """A tiny PNG whose header claims ``side`` x ``side`` 16-bit grey pixels."""
+    import struct
+    import zlib
+
+    from tests.support.samples import _png_chunk
+
+    header = struct.pack(">LLBBBBB", side, side, 16, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+            + _png_chunk(b"IEND", b""))
+
+
+def test_a_png_is_accepted_up_to_the_decode_budget_judged_from_its_header() -> None:
+    # 16-bit grey: two bytes a pixel, times the PNG decoder's measured overhead of 1.4.
+    side = math.isqrt(int(MAX_DECODE_BYTES / 2.8))
+    while int((side + 1) ** 2 * 2 * 1.4) <= MAX_DECODE_BYTES:
+        side += 1
+    at_budget = inspect_bytes(_flood_png_16(side))
+    assert (at_budget.width, at_budget.height) == (side, side)
+    with pytest.raises(DamagedImage, match="memory limit"):
+        inspect_bytes(_flood_png_16(side + 1))
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from pydicom.encaps import encapsulate
 from referral.imaging.inspect import DamagedImage, Inspection, inspect_image
 from referral.imaging.previews import PREVIEW_MAX_SIDE, THUMBNAIL_MAX_SIDE, render, render_previews
 from referral.imaging.sniff import ImageFormat
-from tests import samples
+from tests.support import samples
 
 
 def inspected(data: bytes) -> tuple[io.BytesIO, Inspection]:
@@ -254,36 +254,32 @@ def test_an_encapsulated_baseline_jpeg_is_decoded():
     assert gray(image, 32, 45) > 220
 
 
-def _is_placeholder(image: Image.Image) -> bool:
-    histogram = image.convert("L").histogram()
-    grey = sum(histogram[120:137])
-    total = image.width * image.height
-    light = sum(histogram[200:])
-    return grey > total * 0.8 and light > 0
-
-
 @pytest.mark.parametrize(
     "mutate",
     [
         pytest.param(lambda ds: setattr(ds, "PixelData", encapsulate([b"\xff\xd8\xff\xe0 not a jpeg"])),
                      id="undecodable-fragment"),
         pytest.param(lambda ds: setattr(ds.file_meta, "TransferSyntaxUID", "1.2.840.10008.1.2.4.80"),
-                     id="jpeg-ls"),
-        pytest.param(lambda ds: setattr(ds.file_meta, "TransferSyntaxUID", "1.2.840.10008.1.2.5"), id="rle"),
+                     id="jpeg-frame-labelled-jpeg-ls"),
+        pytest.param(lambda ds: setattr(ds.file_meta, "TransferSyntaxUID", "1.2.840.10008.1.2.5"),
+                     id="jpeg-frame-labelled-rle"),
+        pytest.param(lambda ds: setattr(ds.file_meta, "TransferSyntaxUID", "1.2.840.10008.1.2.4.100"),
+                     id="mpeg2"),
     ],
 )
-def test_a_compressed_frame_that_cannot_be_decoded_gets_a_placeholder_not_a_refusal(mutate: Callable[[Any], None]):
+def test_a_compressed_frame_that_cannot_be_drawn_is_refused_never_given_a_placeholder(
+        mutate: Callable[[Any], None]):
     ds = dcmread(io.BytesIO(samples.encapsulated_dicom_bytes()))
     mutate(ds)
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
+    fp, inspection = inspected(buffer.getvalue())
 
-    preview = preview_of(buffer.getvalue())
-    thumbnail = preview_of(buffer.getvalue(), THUMBNAIL_MAX_SIDE)
+    with pytest.raises(DamagedImage) as refusal:
+        render_previews(fp, inspection)
 
-    assert _is_placeholder(preview), "a grey picture with light lettering"
-    assert max(thumbnail.size) <= THUMBNAIL_MAX_SIDE
-    assert not _is_placeholder(preview_of(samples.encapsulated_dicom_bytes()))
+    assert "DICOM" in str(refusal.value)
+    assert fp.tell() == 0
 
 
 # --- size, memory -------------------------------------------------------------------
@@ -339,7 +335,8 @@ def test_a_60_mb_radiograph_is_previewed_from_a_sample_of_its_rows_in_little_mem
         finally:
             tracemalloc.stop()
 
-    assert peak < 5 * 1024 * 1024, f"peak traced memory {peak / 2**20:.1f} MiB"
+    # The reduced frame (about 3200 x 410 samples here) is held as integers, then as display values.
+    assert peak < 24 * 1024 * 1024, f"peak traced memory {peak / 2**20:.1f} MiB"
     assert counting.bytes_read < size / 3, "only every k-th row is read"
     assert max(Image.open(io.BytesIO(preview)).size) == PREVIEW_MAX_SIDE
     assert max(Image.open(io.BytesIO(thumbnail)).size) == THUMBNAIL_MAX_SIDE

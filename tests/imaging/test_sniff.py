@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from referral.imaging.sniff import CONTENT_TYPES, HEAD_BYTES, ImageFormat, sniff
-from tests import samples
+from tests.support import samples
 
 
 def head(data: bytes) -> bytes:
@@ -72,6 +72,8 @@ def test_every_format_has_a_content_type_and_str_values() -> None:
         ImageFormat.JPEG: "image/jpeg",
         ImageFormat.PNG: "image/png",
         ImageFormat.TIFF: "image/tiff",
+        ImageFormat.WEBP: "image/webp",
+        ImageFormat.HEIC: "image/heic",
     }
     assert ImageFormat.DICOM == "dicom"
     assert ImageFormat("png") is ImageFormat.PNG

@@ -198,7 +198,7 @@ def test_the_app_sends_the_encryption_headers_the_bucket_policy_demands():
             for variable in container.get("Environment", []):
                 if isinstance(variable, dict) and variable.get("Name") == "STORAGE_URL":
                     urls.append(variable["Value"]["Fn::Sub"])
-    assert len(urls) == 3  # app, worker, migrate
+    assert len(urls) == 4  # app, worker, DICOM listener, migrate
     key_arn = "arn:aws:kms:us-east-1:000000000000:key/00000000-0000-0000-0000-000000000000"
     for url in urls:
         concrete = (url.replace("${BucketName}", "referral-images").replace("${KmsKeyArn}", key_arn)
@@ -246,7 +246,7 @@ def test_every_task_gets_its_secrets_from_secrets_manager_and_never_in_plain_env
         app_template: dict[str, Any]):
     containers = [c for task in resources_of_type(app_template, "AWS::ECS::TaskDefinition").values()
                   for c in task["Properties"]["ContainerDefinitions"]]
-    assert len(containers) == 3
+    assert len(containers) == 4
     for container in containers:
         secrets = {s["Name"] for s in container["Secrets"] if isinstance(s, dict) and "Name" in s}
         assert {"SECRET_KEY", "DATABASE_PASSWORD"} <= secrets
@@ -266,8 +266,26 @@ def test_load_balancer_serves_https_redirects_http_and_checks_readiness(app_temp
     assert redirect["Type"] == "redirect"
     assert redirect["RedirectConfig"]["Protocol"] == "HTTPS"
     assert redirect["RedirectConfig"]["StatusCode"] == "HTTP_301"
-    (target_group,) = resources_of_type(app_template, "AWS::ElasticLoadBalancingV2::TargetGroup").values()
+    (target_group,) = [group for group in resources_of_type(app_template, "AWS::ElasticLoadBalancingV2::TargetGroup")
+                       .values() if group["Properties"]["Protocol"] == "HTTP"]
     assert target_group["Properties"]["HealthCheckPath"] == "/readyz"
+
+
+def test_the_dicom_listener_runs_behind_a_tls_network_load_balancer_keeping_client_addresses(
+        app_template: dict[str, Any]):
+    (service,) = [s["Properties"] for name, s in resources_of_type(app_template, "AWS::ECS::Service").items()
+                  if name.startswith("Dicom")]
+    (task,) = [t["Properties"] for t in resources_of_type(app_template, "AWS::ECS::TaskDefinition").values()
+               if t["Properties"]["ContainerDefinitions"][0]["Name"] == "dicom-listener"]
+    assert "flask --app wsgi dicom-listener" in task["ContainerDefinitions"][0]["Command"][-1]
+    (listener,) = [r["Properties"] for r in resources_of_type(app_template, "AWS::ElasticLoadBalancingV2::Listener")
+                   .values() if r["Properties"]["Protocol"] == "TLS"]
+    assert listener["Port"] == 2762
+    assert listener["SslPolicy"].startswith("ELBSecurityPolicy-TLS13")
+    (group,) = [g["Properties"] for g in resources_of_type(app_template, "AWS::ElasticLoadBalancingV2::TargetGroup")
+                .values() if g["Properties"]["Protocol"] == "TCP"]
+    assert {"Key": "preserve_client_ip.enabled", "Value": "true"} in group["TargetGroupAttributes"]
+    assert service["LoadBalancers"][0]["ContainerPort"] == 11112
 
 
 def test_log_groups_expire_after_the_retention_parameter(app_template: dict[str, Any]):
@@ -284,7 +302,8 @@ def test_only_the_load_balancer_reaches_the_tasks_and_only_the_tasks_reach_the_d
     assert "SecurityGroupIngress" not in app_template["Resources"][task_group]["Properties"]
     ingress = [r["Properties"] for r in resources_of_type(app_template, "AWS::EC2::SecurityGroupIngress").values()]
     into_tasks = [rule for rule in ingress if rule["GroupId"] == {"Ref": task_group}]
-    (balancer,) = resources_of_type(app_template, "AWS::ElasticLoadBalancingV2::LoadBalancer").values()
+    (balancer,) = [balancer for balancer in resources_of_type(app_template, "AWS::ElasticLoadBalancingV2::LoadBalancer")
+                   .values() if balancer["Properties"]["Type"] == "application"]
     (balancer_group,) = balancer["Properties"]["SecurityGroups"]
     assert [rule["SourceSecurityGroupId"] for rule in into_tasks] == [balancer_group]
     into_database = [rule for rule in ingress if rule["GroupId"] == {"Ref": "DatabaseSecurityGroupId"}]
@@ -343,6 +362,8 @@ def test_compose_has_every_service_the_server_needs(compose: dict[str, Any]):
     assert services["postgres"]["image"].startswith("postgres:15")
     assert "gunicorn" in services["app"]["command"]
     assert services["worker"]["command"][-1] == "worker"
+    assert services["dicom-listener"]["command"][-1] == "dicom-listener"
+    assert services["dicom-listener"]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
     assert services["migrate"]["command"][-2:] == ["db", "upgrade"]
     for name in ("app", "worker"):
         assert services[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
@@ -360,7 +381,7 @@ def test_compose_requires_every_secret_and_commits_none(compose: dict[str, Any],
 
 
 def test_compose_hands_the_server_settings_it_accepts(compose: dict[str, Any]):
-    for service in ("app", "worker", "migrate"):
+    for service in ("app", "worker", "migrate", "dicom-listener"):
         environment = {name: _interpolate(str(value))
                        for name, value in compose["services"][service]["environment"].items()}
         assert environment["APP_ENV"] == "production"

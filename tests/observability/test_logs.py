@@ -18,8 +18,8 @@ from flask import Flask
 from referral.config import PROJECT_ROOT, ConfigError, load_settings
 from referral.observability.hooks import REQUEST_ID_HEADER
 from referral.observability.logs import configure_logging
-from tests.observability.support import json_lines, sqlite_app
-from tests.world import World
+from tests.support.observability import json_lines, sqlite_app
+from tests.support.world import World
 
 probe_log = logging.getLogger("referral.probe")
 

@@ -21,12 +21,11 @@ from referral.config import PROJECT_ROOT
 from referral.db import make_engine, make_session_factory, utcnow
 from referral.models import OutboxEvent, Webhook
 from referral.observability import metrics
-from tests import samples
-from tests.api.helpers import new_referral, upload
-from tests.api.test_workflow import ready_referral, submit
-from tests.observability.support import sample, scrape, sqlite_app
-from tests.webhook_support import emit
-from tests.world import Practice, World
+from tests.support import samples
+from tests.support.api import new_referral, ready_referral, submit, upload
+from tests.support.observability import sample, scrape, sqlite_app
+from tests.support.webhooks import emit
+from tests.support.world import Practice, World
 
 LATENCY_COUNT = "referral_http_request_duration_seconds_count"
 UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")

@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 
 import pytest
+from flask import Flask
 
+from referral.http.errors import catch_unexpected_errors
 from referral.services import intake
-from tests import samples
-from tests.api.helpers import new_referral, upload
-from tests.api.test_reports import draft_body
-from tests.api.test_workflow import submit
-from tests.observability.support import json_lines
-from tests.world import PATIENT, Practice, World
+from tests.support import samples
+from tests.support.api import draft_body, new_referral, submit, upload
+from tests.support.observability import json_lines
+from tests.support.world import PATIENT, Practice, World
 
 FIRST, LAST, BORN = "Zebulon", "Quixotewright", "1937-04-19"
 STREET, MEMBER_ID, OPERATOR = "77 Marigoldvale Lane", "ZQ99887766", "Vantongerloo"
@@ -35,6 +35,12 @@ def _dicom(**overrides: str) -> bytes:
               "patient_id": MEMBER_ID}
     values.update(overrides)
     return samples.dicom_bytes(teeth=(), **values)
+
+
+@pytest.fixture(autouse=True)
+def production_error_handling(app: Flask) -> None:
+    """The test app lets bugs raise; here a failure inside intake must be answered as in production."""
+    catch_unexpected_errors(app)
 
 
 def test_a_full_referral_writes_no_name_birth_date_or_file_name_to_any_log(

@@ -9,8 +9,8 @@ import boto3
 from botocore.config import Config
 
 from storage import LocalStorage, S3Storage, Storage
-from tests.observability.support import json_lines, sqlite_app
-from tests.s3server import REGION, free_port
+from tests.support.observability import json_lines, sqlite_app
+from tests.support.s3server import REGION, free_port
 
 
 def test_a_database_in_a_removed_directory_makes_the_server_not_ready(tmp_path: Path, sqlite_template: Path,

@@ -1,4 +1,4 @@
-"""Writes the bad-input corpus under tests/corpus/ from the deterministic samples in tests/samples.py.
+"""Writes the bad-input corpus under tests/corpus/ from the deterministic samples in tests/support/samples.py.
 
 The corpus is committed, so it is what the tests read; run ``python -m tests.security.make_corpus`` after
 changing a sample to rewrite it. ``tests/corpus/manifest.json`` (written by hand) says where each file is
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydicom.dataset import Dataset
 
-from tests import samples
+from tests.support import samples
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 

@@ -23,13 +23,13 @@ from referral.config import (
     Settings,
     load_settings,
 )
+from referral.http.ratelimit import AUTH_FAILURES_MESSAGE, UPLOADS_MESSAGE
 from referral.models import Image
-from referral.ratelimit import AUTH_FAILURES_MESSAGE, UPLOADS_MESSAGE
 from storage import LocalStorage
-from tests import samples
-from tests.api.helpers import new_referral, upload
-from tests.conftest import REQUIRE_POSTGRES, make_settings
-from tests.world import Client, Practice, World
+from tests.support import samples
+from tests.support.api import new_referral, upload
+from tests.support.settings import REQUIRE_POSTGRES, make_settings
+from tests.support.world import Client, Practice, World
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 AUTH_FAILURES = 20  # DEFAULT_RATELIMIT_AUTH_FAILURES: "20 per 15 minutes"

@@ -1,4 +1,4 @@
-"""Object-level access, swept over the app's own route table (tests/security/routes.py).
+"""Object-level access, swept over the app's own route table (tests/support/routes.py).
 
 One fixture world holds one of each object, owned by practice A, whose case is assigned to reader R of
 reader practice E. Every route that takes an id is called, with every method it allows, by everyone who
@@ -25,15 +25,15 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from referral.db import utcnow
-from referral.models import AuditEvent, PendingUpload
-from tests import samples
-from tests.api.helpers import CAPTURED_AT, new_referral, upload
-from tests.api.test_reports import draft_body
-from tests.api.test_workflow import ready_referral, submit
-from tests.security.conftest import SharedApp, changes, snapshot
-from tests.security.routes import ROUTES, Argument, Call
-from tests.web.test_sign_in import PASSWORD, _sign_in
-from tests.world import PATIENT, Practice, Reader, World, organization_body, provider_body, referral_body
+from referral.fhir.bundle import STUDY_DIGEST_LENGTH
+from referral.models import AuditEvent, ClaimBatch, PendingUpload
+from tests.support import samples
+from tests.support.api import CAPTURED_AT, draft_body, new_referral, ready_referral, submit, upload
+from tests.support.edi import ClaimPaid, LinePaid, SetAcknowledged, acknowledgement_999, remittance_835
+from tests.support.routes import ROUTES, Argument, Call
+from tests.support.snapshots import SharedApp, changes, snapshot
+from tests.support.web import PASSWORD, sign_in
+from tests.support.world import PATIENT, Practice, Reader, World, organization_body, provider_body, referral_body
 
 # Arguments that name the case itself (rather than the practice's other records).
 CASE_ARGUMENTS = frozenset({"referral_id", "image_id", "upload_id"})
@@ -87,7 +87,7 @@ def _signed_in_actor(shared: SharedApp, world: World, label: str, organization_i
     created = world.admin.post(f"/api/v1/organizations/{organization_id}/users", body)
     assert created.status_code == 201, created.get_json()
     browser = shared.app.test_client()
-    csrf = _sign_in(browser, email)
+    csrf = sign_in(browser, email)
     return Actor(label=label, token=token, browser=browser, csrf=csrf)
 
 
@@ -128,6 +128,25 @@ def _first_image(practice: Practice, referral_id: str) -> str:
     return str(response.get_json()["images"][0]["id"])
 
 
+def _payer_files(shared: SharedApp, practice: Practice) -> dict[str, str]:
+    """An 837D interchange the practice sent, and an 835 and a 999 it posted (matching none of its claims)."""
+    with shared.app.app_context(), shared.app.extensions["referral.sessionmaker"]() as session:
+        batch = ClaimBatch(organization_id=uuid.UUID(practice.id), control_number=1, payer_id="60054",
+                           claim_ids=[], interchange="ISA~")
+        session.add(batch)
+        session.commit()
+        batch_id = str(batch.id)
+    headers = {"Content-Type": "application/edi-x12"}
+    remittance = practice.billing.post("/api/v1/remittances", headers=headers, data=remittance_835(
+        [ClaimPaid("NOSUCHCLAIM", [LinePaid("D0140", "45", "45", "NOSUCHLINE")])], trace="SWEEP-1").encode())
+    assert remittance.status_code == 201, remittance.get_json()
+    acknowledgement = practice.billing.post("/api/v1/acknowledgements", headers=headers,
+                                            data=acknowledgement_999("999999", [SetAcknowledged("0001")]).encode())
+    assert acknowledgement.status_code == 201, acknowledgement.get_json()
+    return {"batch_id": batch_id, "remittance_id": remittance.get_json()["id"],
+            "acknowledgement_id": acknowledgement.get_json()["id"]}
+
+
 @pytest.fixture(scope="module")
 def sweep(shared_app: SharedApp) -> Sweep:
     shared = shared_app
@@ -158,15 +177,29 @@ def sweep(shared_app: SharedApp) -> Sweep:
     webhook = a.org_admin.post("/api/v1/webhooks", {"url": "http://127.0.0.1:9/hooks", "events": ["report.signed"],
                                                     "secret": "s" * 40})
     assert webhook.status_code == 201, webhook.get_json()
+    device = a.org_admin.post(f"/api/v1/organizations/{a.id}/dicom-devices",
+                              {"ae_title": "SWEEPSENSOR", "description": "Operatory 1"})
+    assert device.status_code == 201, device.get_json()
 
     # Another referral of practice A that was never sent to R: a draft with an image and a pending upload.
     other_id = new_referral(a)
     assert upload(a.staff, a, other_id, samples.dicom_bytes(teeth=())).status_code == 201
     other_upload = _start_direct_upload(shared, a, other_id)
 
+    # A phrase of A's dentist (a reader role): only its owner may delete it.
+    phrase = a.dentist.post("/api/v1/me/phrases", {"text": "Within normal limits."})
+    assert phrase.status_code == 201, phrase.get_json()
+    # A second dentist login for A's dentist provider, asked by A's org admin: only A's dentist may answer it.
+    link_request = a.org_admin.post(f"/api/v1/organizations/{a.id}/users",
+                                    {"email": "sweep-second-dentist@practice-a.example.com", "role": "dentist",
+                                     "provider_id": a.dentist_provider_id, "request_link_confirmation": True})
+    assert link_request.status_code == 202, link_request.get_json()
     case = {"organization_id": a.id, "patient_id": a.patient_id, "referral_id": case_id, "image_id": case_image,
             "upload_id": case_upload, "claim_id": claims[0]["id"], "webhook_id": webhook.get_json()["id"],
-            "user_id": a.users["staff"], "provider_id": a.hygienist_provider_id}
+            "user_id": a.users["staff"], "provider_id": a.hygienist_provider_id,
+            "token_id": a.staff.get("/api/v1/tokens").get_json()["items"][0]["id"],
+            "device_id": device.get_json()["id"], "phrase_id": phrase.get_json()["id"],
+            "link_request_id": link_request.get_json()["link_request_id"], **_payer_files(shared, a)}
     other_case = dict(case, referral_id=other_id, image_id=_first_image(a, other_id), upload_id=other_upload)
 
     outsiders = _practice_actors(shared, world, b, "b")
@@ -205,8 +238,11 @@ VALID_BODIES: dict[str, Callable[[Sweep, dict[str, str]], Body]] = {
     "OrganizationUpdateSchema": lambda s, ids: {"image_retention_days": 3650},
     "ProviderCreateSchema": lambda s, ids: provider_body(),
     "UserCreateSchema": lambda s, ids: {"email": f"probe-{uuid.uuid4().hex[:8]}@example.com", "role": "billing"},
+    "UserUpdateSchema": lambda s, ids: {"role": "billing", "provider_id": None},
+    "ProviderUpdateSchema": lambda s, ids: {"accepting_referrals": False},
     "FeeScheduleSchema": lambda s, ids: {"D0140": "45.00"},
     "PatientCreateSchema": lambda s, ids: dict(PATIENT),
+    "PatientUpdateSchema": lambda s, ids: {"first_name": "Janet"},
     "ReferralCreateSchema": lambda s, ids: referral_body(s.a),
     "DeclineSchema": lambda s, ids: {"reason": "Outside my scope"},
     "RetakeRequestSchema": lambda s, ids: {"image_ids": [ids["image_id"]], "reason": "Apex cut off"},
@@ -216,10 +252,22 @@ VALID_BODIES: dict[str, Callable[[Sweep, dict[str, str]], Body]] = {
     "ImageFileSchema": lambda s, ids: {"file": (io.BytesIO(samples.png_bytes()), "probe.png")},
     "ImageUploadFormSchema": _image_form,
     "DirectUploadCompleteSchema": _completion,
+    "ImagePatchSchema": lambda s, ids: {"teeth": ["19"]},
     "ReportDraftSchema": lambda s, ids: draft_body([ids["image_id"]]),
     "AddendumCreateSchema": lambda s, ids: {"text": "A correction"},
+    "NotificationPreferencesUpdateSchema": lambda s, ids: {"message": True},
+    "MessageCreateSchema": lambda s, ids: {"body": "Is the apex visible?", "image_id": ids["image_id"]},
+    "PhraseCreateSchema": lambda s, ids: {"text": "No periapical radiolucency."},
+    "NarrativeSchema": lambda s, ids: {"narrative": "Probe narrative"},
+    "ClaimBatchRequestSchema": lambda s, ids: {"claim_ids": [ids["claim_id"]]},
     "WebhookCreateSchema": lambda s, ids: {"url": "http://127.0.0.1:9/probe", "events": ["report.signed"],
                                            "secret": "p" * 40},
+    "CapturerSchema": lambda s, ids: {"captured_by_provider_id": s.a.hygienist_provider_id},
+    "DicomDeviceCreateSchema": lambda s, ids: {"ae_title": f"P{uuid.uuid4().hex[:8].upper()}",
+                                               "description": "Probe sensor"},
+    "CorrectionSchema": lambda s, ids: {"frequency": "7", "payer_claim_number": "PCN-PROBE"},
+    "AppealSchema": lambda s, ids: {"note": "Probe appeal"},
+    "EmergencyAccessRequestSchema": lambda s, ids: {"reason": "Covering for the assigned reader, patient in pain"},
 }
 
 
@@ -434,3 +482,81 @@ def test_the_sweep_covers_every_id_rule_and_every_documented_path() -> None:
     assert len(SWEPT) >= 40, len(SWEPT)
     stale = set(EXCEPTIONS) - {(c.method, c.template) for c in SWEPT}
     assert not stale, f"exceptions for routes that no longer exist: {sorted(stale)}"
+
+
+# -- the FHIR read API -----------------------------------------------------------------------------------
+# Its routes take FHIR ids as plain strings (/fhir/R4/<type>/<id>), so the URL map sweep above does not see
+# them: every type it serves is swept here, with an object of the same world for each.
+
+# The object type the access functions audit as denied when an outsider tries each FHIR type.
+FHIR_DENIED_AS = {"ServiceRequest": "referral", "Task": "referral", "ImagingStudy": "referral",
+                  "Observation": "image", "DiagnosticReport": "report", "Composition": "report",
+                  "Encounter": "report", "Patient": "patient", "Coverage": "patient", "Claim": "claim"}
+FHIR_CASE_TYPES = ("ServiceRequest", "Task", "ImagingStudy", "Observation", "DiagnosticReport", "Composition",
+                   "Encounter")
+
+
+def _imaging_study_id(s: Sweep, case: dict[str, Any]) -> str:
+    """The ImagingStudy id of the case's image: the referral's id, with a digest of the DICOM study UID when the
+    image came with one."""
+    image = s.a.staff.get(f"/api/v1/images/{case['image_id']}")
+    assert image.status_code == 200, image.get_json()
+    study_uid = (image.get_json().get("dicom") or {}).get("study_instance_uid")
+    if not study_uid:
+        return str(case["referral_id"])
+    return f"{case['referral_id']}-{hashlib.sha256(study_uid.encode()).hexdigest()[:STUDY_DIGEST_LENGTH]}"
+
+
+def _fhir_ids(s: Sweep) -> dict[str, str]:
+    report = s.a.staff.get(f"/api/v1/referrals/{s.case['referral_id']}/report")
+    assert report.status_code == 200, report.get_json()
+    return {"ServiceRequest": s.case["referral_id"], "Task": s.case["referral_id"],
+            "ImagingStudy": _imaging_study_id(s, s.case), "Observation": s.case["image_id"],
+            "DiagnosticReport": report.get_json()["id"], "Composition": report.get_json()["id"],
+            "Encounter": report.get_json()["id"], "Patient": s.case["patient_id"], "Coverage": s.case["patient_id"],
+            "Organization": s.case["organization_id"], "Practitioner": s.case["provider_id"],
+            "PractitionerRole": s.case["provider_id"], "Claim": s.case["claim_id"]}
+
+
+def _fhir_get(s: Sweep, actor: Actor, path: str) -> TestResponse:
+    return s.shared.client.get(f"/fhir/R4/{path}", headers={"Authorization": f"Bearer {actor.token}"})
+
+
+def test_the_fhir_sweep_covers_every_type_the_read_api_serves() -> None:
+    from referral.fhir.capability import READABLE_TYPES
+
+    assert set(READABLE_TYPES) - {"Media"} == set(FHIR_DENIED_AS) | {"Organization", "Practitioner",
+                                                                     "PractitionerRole"}
+
+
+@pytest.mark.parametrize("resource_type", sorted(set(FHIR_DENIED_AS) | {"Organization", "Practitioner",
+                                                                        "PractitionerRole"}))
+def test_outsiders_get_404_on_every_fhir_read(sweep: Sweep, resource_type: str, unchanged: None) -> None:
+    ids = _fhir_ids(sweep)
+    if resource_type != "Claim":
+        # The object is really there for its own practice (a claim read would record an export, a change to the
+        # world this test forbids; tests/fhir/test_read_api.py reads it).
+        insider = Actor("a-staff", str(sweep.a.staff.token))
+        assert _fhir_get(sweep, insider, f"{resource_type}/{ids[resource_type]}").status_code == 200
+    outsiders = sweep.outsiders if resource_type in FHIR_CASE_TYPES else [*sweep.outsiders, sweep.reader_actor]
+    wrong = []
+    for actor in outsiders:
+        denied = _denied_count(sweep)
+        response = _fhir_get(sweep, actor, f"{resource_type}/{ids[resource_type]}")
+        if response.status_code != 404 or response.mimetype != "application/fhir+json":
+            wrong.append(f"{actor.label}: {response.status_code} {response.get_data(as_text=True)[:200]}")
+        elif resource_type in FHIR_DENIED_AS and _denied_count(sweep) <= denied:
+            wrong.append(f"{actor.label}: 404 but no audit row with outcome denied")
+    assert not wrong, f"/fhir/R4/{resource_type} must answer 404 to outsiders:\n" + "\n".join(wrong)
+
+
+@pytest.mark.parametrize("resource_type", FHIR_CASE_TYPES)
+def test_the_assigned_reader_reads_the_case_by_fhir_but_not_the_practices_other_referrals(
+        sweep: Sweep, resource_type: str, unchanged: None) -> None:
+    ids = _fhir_ids(sweep)
+    other = dict(ids, ServiceRequest=sweep.other_case["referral_id"], Task=sweep.other_case["referral_id"],
+                 ImagingStudy=_imaging_study_id(sweep, sweep.other_case))
+
+    assert _fhir_get(sweep, sweep.reader_actor, f"{resource_type}/{ids[resource_type]}").status_code == 200
+    if resource_type in ("ServiceRequest", "Task", "ImagingStudy"):
+        assert _fhir_get(sweep, sweep.reader_actor, f"{resource_type}/{other[resource_type]}").status_code == 404

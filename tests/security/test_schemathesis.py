@@ -36,13 +36,11 @@ from schemathesis.checks import (
 from referral import create_app
 from referral.config import Settings
 from storage import LocalStorage
-from tests import samples
-from tests.api.helpers import new_referral, upload
-from tests.api.test_reports import draft_body
-from tests.api.test_workflow import ready_referral, submit
-from tests.conftest import make_settings
-from tests.webhook_support import register
-from tests.world import Practice, World
+from tests.support import samples
+from tests.support.api import draft_body, new_referral, ready_referral, submit, upload
+from tests.support.settings import make_settings
+from tests.support.webhooks import register
+from tests.support.world import Practice, World
 
 EXAMPLES_PER_ROLE = 5
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]

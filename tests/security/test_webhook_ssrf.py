@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from referral.models import DeliveryStatus, Webhook, WebhookDelivery
 from referral.services import outbox, webhook_http
 from storage import Storage
-from tests.webhook_support import SECRET, emit, notifications_app
-from tests.world import Practice
+from tests.support.webhooks import SECRET, emit, notifications_app
+from tests.support.world import Practice
 
 PUBLIC = "93.184.216.34"
 

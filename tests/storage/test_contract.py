@@ -1,6 +1,6 @@
 """The behaviour every Storage backend promises, run unchanged against a directory and against S3.
 
-The S3 side talks HTTP to a moto server (tests/s3server.py); nothing here is mocked, so what
+The S3 side talks HTTP to a moto server (tests/support/s3server.py); nothing here is mocked, so what
 passes here is what the application can rely on whichever backend it is configured with.
 """
 
@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-import random
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,83 +24,11 @@ from storage import (
     Storage,
     StoredObject,
 )
+from tests.support.storage import CONTENT_TYPE, MiB, PatternStream, SourceError, pattern_digest, read_back
 
-MiB = 1024 * 1024
 # Bigger than the S3 backend's 16 MiB multipart threshold and 8 MiB part size, so it takes the
 # multipart path there and several write chunks locally.
 LARGE = 20 * MiB
-CONTENT_TYPE = "application/octet-stream"
-
-
-class SourceError(Exception):
-    """Stands in for an upload stream breaking, e.g. a client disconnecting mid-request."""
-
-
-class PatternStream:
-    """Deterministic pseudo-random bytes made on demand, so a large upload never exists in memory.
-
-    Bytes come from fixed-size blocks generated in order, so the content does not depend on how the
-    consumer sizes its reads. Reads are deliberately short and odd-sized, as network streams are.
-    ``fail_at`` raises SourceError once that many bytes have been delivered; ``on_position`` runs
-    once when delivery first reaches ``trigger_at``.
-    """
-
-    BLOCK = 64 * 1024
-
-    def __init__(
-        self,
-        total: int,
-        *,
-        seed: int = 1,
-        max_read: int = 100_003,
-        fail_at: int | None = None,
-        trigger_at: int | None = None,
-        on_position: Callable[[], None] | None = None,
-    ) -> None:
-        self._rng = random.Random(seed)
-        self._remaining = total
-        self._block = b""
-        self._max_read = max_read
-        self._fail_at = fail_at
-        self._trigger_at = trigger_at
-        self._on_position = on_position
-        self.position = 0
-
-    def read(self, n: int | None = -1) -> bytes:
-        if self._fail_at is not None and self.position >= self._fail_at:
-            raise SourceError(f"source broke after {self.position} bytes")
-        limit = self._remaining if n is None or n < 0 else min(n, self._remaining)
-        limit = min(limit, self._max_read)
-        if self._fail_at is not None:
-            limit = min(limit, self._fail_at - self.position)
-        if not self._block and limit:
-            self._block = self._rng.randbytes(self.BLOCK)
-        data, self._block = self._block[:limit], self._block[limit:]
-        self.position += len(data)
-        self._remaining -= len(data)
-        if self._on_position and self._trigger_at is not None and self.position >= self._trigger_at:
-            callback, self._on_position = self._on_position, None
-            callback()
-        return data
-
-
-def pattern_digest(total: int, seed: int = 1) -> str:
-    digest = hashlib.sha256()
-    stream = PatternStream(total, seed=seed, max_read=MiB)
-    while chunk := stream.read(MiB):
-        digest.update(chunk)
-    return digest.hexdigest()
-
-
-def read_back(store: Storage, key: str) -> tuple[int, str]:
-    """Size and SHA-256 of a stored object, streamed in chunks."""
-    digest = hashlib.sha256()
-    size = 0
-    with store.open(key) as fh:
-        while chunk := fh.read(MiB):
-            digest.update(chunk)
-            size += len(chunk)
-    return size, digest.hexdigest()
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -366,3 +293,44 @@ def test_expiry_of_download_urls_is_capped_at_five_minutes(store: Storage) -> No
 def test_backend_names_what_the_application_records(store: Storage) -> None:
     assert store.backend in {"local", "s3"}
     assert store.backend == ("local" if isinstance(store, LocalStorage) else "s3")
+
+
+# -- multipart objects (resumable uploads) ---------------------------------------------------------------
+
+
+def _parts(store: Storage) -> list[bytes]:
+    # Every part but the last at the backend's minimum (5 MiB on S3), so the test is as small as it can be.
+    size = store.min_part_size
+    return [bytes([n]) * size for n in (1, 2)] + [b"the last part is short"]
+
+
+def test_parts_are_joined_in_order_into_one_object_and_are_not_objects_before(store: Storage) -> None:
+    parts = _parts(store)
+    upload_id = store.start_multipart("tus/a/b/upload")
+    # Sent out of order, one of them twice (a retry replaces it).
+    tags = {3: store.put_part("tus/a/b/upload", upload_id, 3, io.BytesIO(parts[2]), size=len(parts[2]))}
+    tags[1] = store.put_part("tus/a/b/upload", upload_id, 1, io.BytesIO(b"x" * len(parts[0])), size=len(parts[0]))
+    tags[1] = store.put_part("tus/a/b/upload", upload_id, 1, io.BytesIO(parts[0]), size=len(parts[0]))
+    tags[2] = store.put_part("tus/a/b/upload", upload_id, 2, io.BytesIO(parts[1]), size=len(parts[1]))
+    assert not store.exists("tus/a/b/upload")
+
+    store.complete_multipart("tus/a/b/upload", upload_id, sorted(tags.items()))
+
+    joined = b"".join(parts)
+    assert read_back(store, "tus/a/b/upload") == (len(joined), hashlib.sha256(joined).hexdigest())
+    assert list(store.keys("tus/")) == ["tus/a/b/upload"]
+    # Write-once like every object: a second multipart upload cannot replace it.
+    again = store.start_multipart("tus/a/b/upload")
+    tag = store.put_part("tus/a/b/upload", again, 1, io.BytesIO(b"late"), size=4)
+    with pytest.raises(ObjectExists):
+        store.complete_multipart("tus/a/b/upload", again, [(1, tag)])
+
+
+def test_an_aborted_multipart_upload_leaves_nothing(store: Storage) -> None:
+    upload_id = store.start_multipart("tus/a/b/gone")
+    store.put_part("tus/a/b/gone", upload_id, 1, io.BytesIO(b"abc"), size=3)
+
+    store.abort_multipart("tus/a/b/gone", upload_id)
+    store.abort_multipart("tus/a/b/gone", upload_id)  # twice is not an error
+
+    assert list(store.keys("tus/")) == []

@@ -19,7 +19,7 @@ from storage import (
     StorageUnavailable,
     from_url,
 )
-from tests.storage.test_contract import MiB, PatternStream
+from tests.support.storage import MiB, PatternStream
 
 CONTENT_TYPE = "application/octet-stream"
 

@@ -23,8 +23,8 @@ from storage import (
     Storage,
     StorageError,
 )
-from tests.s3server import REGION
-from tests.storage.test_contract import CONTENT_TYPE, read_back
+from tests.support.s3server import REGION
+from tests.support.storage import CONTENT_TYPE, read_back
 
 FORM = {"max_bytes": 1000, "content_type": CONTENT_TYPE, "expires_in": 900}
 

@@ -12,12 +12,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from referral.db import utcnow
-from referral.models import Patient, Referral, User, WebSession
+from referral.models import Image, Patient, Referral, User, WebSession
 from referral.services.web_auth import hash_password
-from tests.api.helpers import new_referral
-from tests.api.test_claims import signed_case
-from tests.web.test_sign_in import PASSWORD, _sign_in, _user_with_password
-from tests.world import Practice, Reader, World
+from tests.support import samples
+from tests.support.api import delete_patient, new_referral, ready_referral, signed_case, submit, upload
+from tests.support.web import PASSWORD, sign_in, user_with_password
+from tests.support.world import Practice, Reader, World
 
 
 def _password_for(app: Flask, provider_id: str) -> str:
@@ -49,7 +49,7 @@ def _count(app: Flask, model: type) -> int:
 
 def test_the_session_cookie_reads_the_api_but_a_write_needs_the_csrf_header(
         app: Flask, client: FlaskClient, world: World, riverside: Practice):
-    csrf = _sign_in(client, _user_with_password(world, riverside))
+    csrf = sign_in(client, user_with_password(world, riverside))
     body = json.dumps({"first_name": "Ana", "last_name": "Cruz", "birth_date": "2011-04-02", "sex": "F",
                        "state": "CA"})
     before = _count(app, Patient)
@@ -70,7 +70,7 @@ def test_the_session_cookie_reads_the_api_but_a_write_needs_the_csrf_header(
 
 def test_an_idle_session_cookie_gets_401_from_the_api(app: Flask, client: FlaskClient, world: World,
                                                      riverside: Practice):
-    _sign_in(client, _user_with_password(world, riverside))
+    sign_in(client, user_with_password(world, riverside))
     with app.app_context(), app.extensions["referral.sessionmaker"]() as session:
         session.execute(sa.update(WebSession).values(last_seen_at=utcnow() - timedelta(minutes=16)))
         session.commit()
@@ -102,9 +102,9 @@ def test_pages_send_a_visitor_without_a_session_to_sign_in(client: FlaskClient, 
 def test_only_a_capturing_office_gets_the_new_referral_form(app: Flask, world: World, riverside: Practice,
                                                             endo_reader: Reader):
     office, billing, reader = app.test_client(), app.test_client(), app.test_client()
-    _sign_in(office, _user_with_password(world, riverside))
-    _sign_in(billing, _user_with_password(world, riverside, "billing"))
-    _sign_in(reader, _password_for(app, endo_reader.provider_id))
+    sign_in(office, user_with_password(world, riverside))
+    sign_in(billing, user_with_password(world, riverside, "billing"))
+    sign_in(reader, _password_for(app, endo_reader.provider_id))
 
     status, page = _page(office, "/referrals/new")
     assert status == 200
@@ -121,8 +121,8 @@ def test_a_case_page_is_404_for_another_practice_and_an_unassigned_reader(
         app: Flask, world: World, riverside: Practice, hillside: Practice, endo_reader: Reader):
     referral_id = new_referral(riverside)
     other_office, other_reader = app.test_client(), app.test_client()
-    _sign_in(other_office, _user_with_password(world, hillside))
-    _sign_in(other_reader, _password_for(app, endo_reader.provider_id))
+    sign_in(other_office, user_with_password(world, hillside))
+    sign_in(other_reader, _password_for(app, endo_reader.provider_id))
 
     assert _page(other_office, f"/referrals/{referral_id}")[0] == 404
     assert _page(other_reader, f"/referrals/{referral_id}")[0] == 404, "not routed to this reader"
@@ -133,7 +133,7 @@ def test_a_case_page_is_404_for_another_practice_and_an_unassigned_reader(
 def test_the_office_case_page_offers_upload_and_send_while_a_draft(
         client: FlaskClient, world: World, riverside: Practice):
     referral_id = new_referral(riverside)
-    _sign_in(client, _user_with_password(world, riverside))
+    sign_in(client, user_with_password(world, riverside))
 
     status, page = _page(client, f"/referrals/{referral_id}")
 
@@ -146,8 +146,6 @@ def test_the_office_case_page_offers_upload_and_send_while_a_draft(
 
 def test_the_reader_sees_overdue_cases_marked_and_can_accept_or_decline(
         app: Flask, client: FlaskClient, world: World, riverside: Practice, endo_reader: Reader):
-    from tests.api.test_workflow import ready_referral, submit
-
     late_id, on_time_id = ready_referral(riverside), ready_referral(riverside)
     submit(riverside, late_id)
     submit(riverside, on_time_id)
@@ -155,7 +153,7 @@ def test_the_reader_sees_overdue_cases_marked_and_can_accept_or_decline(
         session.execute(sa.update(Referral).where(Referral.id == uuid.UUID(late_id))
                         .values(due_at=utcnow() - timedelta(hours=2)))
         session.commit()
-    _sign_in(client, _password_for(app, endo_reader.provider_id))
+    sign_in(client, _password_for(app, endo_reader.provider_id))
 
     status, inbox = _page(client, "/")
     case_status, case = _page(client, f"/referrals/{late_id}")
@@ -175,8 +173,8 @@ def test_billing_pages_list_claims_by_status_and_show_lines_with_explanations(
     referral_id = signed_case(world, riverside, endo_reader)
     claim = riverside.billing.get(f"/api/v1/referrals/{referral_id}/claims").get_json()["claims"][0]
     clerk, outsider = app.test_client(), app.test_client()
-    _sign_in(clerk, _user_with_password(world, riverside, "billing"))
-    _sign_in(outsider, _user_with_password(world, hillside, "billing"))
+    sign_in(clerk, user_with_password(world, riverside, "billing"))
+    sign_in(outsider, user_with_password(world, hillside, "billing"))
 
     status, listing = _page(clerk, "/")
     _, filtered_out = _page(clerk, "/?status=ready" if claim["status"] == "hold" else "/?status=hold")
@@ -196,13 +194,10 @@ def test_billing_pages_list_claims_by_status_and_show_lines_with_explanations(
 
 
 def test_a_deleted_patient_and_their_images_are_not_shown(client: FlaskClient, world: World, riverside: Practice):
-    from tests.api.test_patient_deletion import delete
-    from tests.api.test_workflow import ready_referral
-
     referral_id = ready_referral(riverside)
     assert riverside.staff.post(f"/api/v1/referrals/{referral_id}/cancel", {"reason": "moved"}).status_code == 200
-    assert delete(riverside.org_admin, riverside.patient_id).status_code == 204
-    _sign_in(client, _user_with_password(world, riverside))
+    assert delete_patient(riverside.org_admin, riverside.patient_id).status_code == 204
+    sign_in(client, user_with_password(world, riverside))
 
     _, listing = _page(client, "/")
     status, case = _page(client, f"/referrals/{referral_id}")
@@ -213,3 +208,25 @@ def test_a_deleted_patient_and_their_images_are_not_shown(client: FlaskClient, w
     assert "Doe" not in listing + case
     assert "/thumbnail" not in case, "deleted images are not offered"
     assert "/preview" not in case
+
+
+def test_the_viewer_says_when_an_image_has_no_preview_instead_of_showing_an_empty_picture(
+        app: Flask, client: FlaskClient, world: World, riverside: Practice, endo_reader: Reader):
+    referral_id = ready_referral(riverside)
+    shown = riverside.staff.get(f"/api/v1/referrals/{referral_id}/images").get_json()["items"][0]
+    legacy = upload(riverside.staff, riverside, referral_id, samples.dicom_bytes(kvp=60.0)).get_json()
+    assert submit(riverside, referral_id).status_code == 200
+    with app.app_context(), app.extensions["referral.engine"].begin() as conn:
+        # As for an image stored before previews existed; a plain UPDATE gets past the ORM's immutability guard.
+        conn.execute(sa.update(Image.__table__).where(Image.__table__.c.id == uuid.UUID(legacy["id"]))
+                     .values(preview_key=None, thumbnail_key=None))
+    sign_in(client, user_with_password(world, riverside))
+
+    status, case = _page(client, f"/referrals/{referral_id}")
+
+    assert status == 200
+    assert f"/api/v1/images/{shown['id']}/preview" in case
+    assert f"/api/v1/images/{legacy['id']}/preview" not in case
+    assert f"/api/v1/images/{legacy['id']}/thumbnail" not in case
+    assert 'data-preview-status="unavailable"' in case
+    assert "1 more image: preview not available; download the original to view it." in case

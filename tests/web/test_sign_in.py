@@ -12,43 +12,12 @@ from flask.testing import FlaskClient
 
 from referral.db import utcnow
 from referral.models import AuditEvent, User, WebSession
-from tests.world import Practice, World
+from tests.support.api import new_referral
+from tests.support.web import PASSWORD, sign_in, try_sign_in, user_with_password
+from tests.support.world import Practice, World
 
-PASSWORD = "correct horse battery staple"
 CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
        "frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
-
-
-def _user_with_password(world: World, practice: Practice, role: str = "staff", email: str | None = None) -> str:
-    email = email or f"web-{role}@{practice.id}.example.com"
-    body = {"email": email, "role": role, "password": PASSWORD}
-    if role in ("staff", "dentist"):
-        body["provider_id"] = practice.hygienist_provider_id if role == "staff" else practice.dentist_provider_id
-    created = world.admin.post(f"/api/v1/organizations/{practice.id}/users", body)
-    assert created.status_code == 201, created.get_json()
-    assert "password" not in created.get_json()
-    return email
-
-
-def _form_token(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, html
-    return match.group(1)
-
-
-def _try_sign_in(client: FlaskClient, email: str, password: str, **kwargs: object):
-    token = _form_token(client.get("/login", **kwargs).get_data(as_text=True))  # type: ignore[arg-type]
-    return client.post("/login", data={"email": email, "password": password, "csrf_token": token},
-                       **kwargs)  # type: ignore[arg-type]
-
-
-def _sign_in(client: FlaskClient, email: str) -> str:
-    response = _try_sign_in(client, email, PASSWORD)
-    assert response.status_code == 303, response.get_data(as_text=True)
-    assert response.headers["Location"] == "/"
-    home = client.get("/")
-    assert home.status_code == 200
-    return _form_token(home.get_data(as_text=True))
 
 
 def _sessions(app: Flask) -> list[WebSession]:
@@ -60,9 +29,9 @@ def _sessions(app: Flask) -> list[WebSession]:
 
 def test_signing_in_sets_an_httponly_samesite_cookie_and_lands_on_the_role_page(
         app: Flask, client: FlaskClient, world: World, riverside: Practice):
-    email = _user_with_password(world, riverside)
+    email = user_with_password(world, riverside)
 
-    response = _try_sign_in(client, email, PASSWORD)
+    response = try_sign_in(client, email, PASSWORD)
 
     assert response.status_code == 303
     assert response.headers["Location"] == "/"
@@ -80,9 +49,9 @@ def test_signing_in_sets_an_httponly_samesite_cookie_and_lands_on_the_role_page(
 
 
 def test_the_cookie_is_secure_over_https(world: World, riverside: Practice, app: Flask):
-    email = _user_with_password(world, riverside)
+    email = user_with_password(world, riverside)
     client = app.test_client()
-    response = _try_sign_in(client, email, PASSWORD, base_url="https://localhost")
+    response = try_sign_in(client, email, PASSWORD, base_url="https://localhost")
     cookie = next(c for c in response.headers.getlist("Set-Cookie") if c.startswith("referral_session="))
     assert "Secure" in cookie
 
@@ -98,34 +67,33 @@ def test_each_role_sees_its_own_landing_page(app: Flask, world: World, riverside
         specialist.password_hash = hash_password(PASSWORD)
         specialist_email = specialist.email
         session.commit()
-    billing = _user_with_password(world, riverside, "billing")
-    admin = _user_with_password(world, riverside, "org_admin")
+    billing = user_with_password(world, riverside, "billing")
+    admin = user_with_password(world, riverside, "org_admin")
 
     for email, heading in ((specialist_email, "Your inbox"), (billing, "Your organization's claims"),
                            (admin, "Your practice's referrals")):
         client = app.test_client()
-        _sign_in(client, email)
+        sign_in(client, email)
         assert heading in client.get("/").get_data(as_text=True)
 
 
 def test_the_staff_page_lists_referrals_with_status_urgency_and_due_time(
         client: FlaskClient, world: World, riverside: Practice):
-    from tests.api.helpers import new_referral
-
     new_referral(riverside)
-    _sign_in(client, _user_with_password(world, riverside))
+    sign_in(client, user_with_password(world, riverside))
     page = client.get("/").get_data(as_text=True)
     assert "draft" in page
     assert "urgent" in page
-    assert "UTC</time>" in page
+    # Riverside is in California: times are shown in the practice's zone, and the zone is named.
+    assert re.search(r"<time datetime=\"[^\"]+\">[^<]+ P[SD]T</time>", page)
 
 
 def test_a_wrong_password_and_an_unknown_email_get_the_same_generic_message(
         client: FlaskClient, world: World, riverside: Practice):
-    email = _user_with_password(world, riverside)
+    email = user_with_password(world, riverside)
 
-    wrong = _try_sign_in(client, email, "not the password at all")
-    unknown = _try_sign_in(client, "nobody@example.com", PASSWORD)
+    wrong = try_sign_in(client, email, "not the password at all")
+    unknown = try_sign_in(client, "nobody@example.com", PASSWORD)
 
     assert wrong.status_code == unknown.status_code == 401
     message = "The email or password is not correct."
@@ -136,11 +104,11 @@ def test_a_wrong_password_and_an_unknown_email_get_the_same_generic_message(
 
 def test_sign_in_is_throttled_after_five_failures_even_for_the_right_password(
         app: Flask, client: FlaskClient, world: World, riverside: Practice):
-    email = _user_with_password(world, riverside)
+    email = user_with_password(world, riverside)
     for _ in range(5):
-        assert _try_sign_in(client, email, "wrong password here").status_code == 401
+        assert try_sign_in(client, email, "wrong password here").status_code == 401
 
-    throttled = _try_sign_in(client, email, PASSWORD)
+    throttled = try_sign_in(client, email, PASSWORD)
 
     assert throttled.status_code == 429
     assert "Too many failed sign-in attempts" in throttled.get_data(as_text=True)
@@ -149,15 +117,15 @@ def test_sign_in_is_throttled_after_five_failures_even_for_the_right_password(
 
 def test_one_address_is_throttled_after_many_failures_across_accounts(client: FlaskClient, world: World):
     for n in range(20):
-        assert _try_sign_in(client, f"guess{n}@example.com", "wrong password here").status_code == 401
-    assert _try_sign_in(client, "guess-last@example.com", "wrong password here").status_code == 429
+        assert try_sign_in(client, f"guess{n}@example.com", "wrong password here").status_code == 401
+    assert try_sign_in(client, "guess-last@example.com", "wrong password here").status_code == 429
 
 
 def test_sign_in_success_failure_and_logout_are_audited_without_the_password(
         app: Flask, client: FlaskClient, world: World, riverside: Practice):
-    email = _user_with_password(world, riverside)
-    _try_sign_in(client, email, "a wrong password value")
-    csrf = _sign_in(client, email)
+    email = user_with_password(world, riverside)
+    try_sign_in(client, email, "a wrong password value")
+    csrf = sign_in(client, email)
     client.post("/logout", data={"csrf_token": csrf})
 
     with app.app_context(), app.extensions["referral.sessionmaker"]() as session:
@@ -171,7 +139,7 @@ def test_sign_in_success_failure_and_logout_are_audited_without_the_password(
 
 
 def test_the_sign_in_form_needs_its_csrf_token(client: FlaskClient, world: World, riverside: Practice):
-    email = _user_with_password(world, riverside)
+    email = user_with_password(world, riverside)
     client.get("/login")
     assert client.post("/login", data={"email": email, "password": PASSWORD}).status_code == 400
     assert client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": "forged"}).status_code == 400
@@ -179,7 +147,7 @@ def test_the_sign_in_form_needs_its_csrf_token(client: FlaskClient, world: World
 
 def test_logout_and_other_posts_without_or_with_a_wrong_csrf_token_are_refused(
         app: Flask, client: FlaskClient, world: World, riverside: Practice):
-    _sign_in(client, _user_with_password(world, riverside))
+    sign_in(client, user_with_password(world, riverside))
 
     assert client.post("/logout").status_code == 400
     assert client.post("/logout", data={"csrf_token": "not-the-token"}).status_code == 400
@@ -190,7 +158,7 @@ def test_logout_and_other_posts_without_or_with_a_wrong_csrf_token_are_refused(
 
 def test_logout_revokes_the_session_on_the_server(app: Flask, client: FlaskClient, world: World,
                                                    riverside: Practice):
-    csrf = _sign_in(client, _user_with_password(world, riverside))
+    csrf = sign_in(client, user_with_password(world, riverside))
     old_cookie = client.get_cookie("referral_session")
     assert old_cookie is not None
 
@@ -206,7 +174,7 @@ def test_logout_revokes_the_session_on_the_server(app: Flask, client: FlaskClien
 
 def test_an_idle_session_is_revoked_and_the_next_request_goes_to_login(
         app: Flask, client: FlaskClient, world: World, riverside: Practice):
-    _sign_in(client, _user_with_password(world, riverside))
+    sign_in(client, user_with_password(world, riverside))
     with app.app_context(), app.extensions["referral.sessionmaker"]() as session:
         session.execute(sa.update(WebSession).values(last_seen_at=utcnow() - timedelta(minutes=16)))
         session.commit()
@@ -224,7 +192,7 @@ def test_an_idle_session_is_revoked_and_the_next_request_goes_to_login(
 
 def test_a_session_ends_after_its_absolute_lifetime(app: Flask, client: FlaskClient, world: World,
                                                     riverside: Practice):
-    _sign_in(client, _user_with_password(world, riverside))
+    sign_in(client, user_with_password(world, riverside))
     with app.app_context(), app.extensions["referral.sessionmaker"]() as session:
         session.execute(sa.update(WebSession).values(expires_at=utcnow() - timedelta(seconds=1)))
         session.commit()
@@ -254,7 +222,7 @@ def test_hsts_is_sent_only_over_https(client: FlaskClient):
 
 def test_the_password_is_stored_as_an_argon2_hash_and_never_returned(app: Flask, world: World,
                                                                      riverside: Practice):
-    email = _user_with_password(world, riverside)
+    email = user_with_password(world, riverside)
     with app.app_context(), app.extensions["referral.sessionmaker"]() as session:
         user = session.scalar(sa.select(User).where(User.email == email))
         assert user is not None
@@ -276,8 +244,8 @@ def test_create_admin_can_read_a_password_from_stdin_and_sign_in(app: Flask, cli
     result = app.test_cli_runner().invoke(args=["create-admin", "ops@example.com", "--password-stdin"],
                                           input=PASSWORD + "\n")
     assert result.exit_code == 0, result.output
-    _sign_in(client, "ops@example.com")
-    assert "There are no pages for your role" in client.get("/").get_data(as_text=True)
+    sign_in(client, "ops@example.com")
+    assert "Add a practice" in client.get("/", follow_redirects=True).get_data(as_text=True)
 
 
 def test_the_api_docs_page_still_renders_with_a_policy_for_its_own_script(client: FlaskClient):

@@ -1,0 +1,259 @@
+"""The audited case read answers exactly what the schema dumps, in a number of statements that does not grow with
+the case.
+
+``GET /api/v1/referrals/{id}`` builds its answer by hand (referral/schemas/referral_documents.py) after loading the
+case in three SELECTs. These tests build cases with 0, 2 and 100 images, with events, a report, consent and images
+of every shape (DICOM with an operator who differs, deleted, integrity problem, no previews, quality warnings...),
+and require the answer's bytes to equal what the documented schema, ``ReferralDetailSchema``, dumps of the same case
+loaded the old way (``session.get`` and lazy loads), on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+
+from referral.models import AuditEvent, Image, Patient, Referral, ReferralEvent, User
+from referral.models.enums import ConsentGivenBy, ConsentMethod, ImageKind, ReferralStatus
+from referral.models.reports import Report, ReportStatus
+from referral.schemas.images import ImageSchema
+from referral.schemas.referral_documents import image_document, referral_detail
+from referral.schemas.referrals import ReferralDetailSchema
+from tests.support.world import Practice, Reader, World, referral_body
+
+pytestmark = pytest.mark.both_backends  # stored bytes or database behaviour: both set-ups
+
+T0 = datetime(2026, 3, 2, 15, 4, 5, 123456, tzinfo=UTC)
+
+
+def _session(app: Flask) -> Any:
+    return app.extensions["referral.sessionmaker"]()
+
+
+def _image(referral: Referral, uploader: uuid.UUID, provider_id: uuid.UUID, n: int) -> Image:
+    """Image number ``n``: its shape cycles through what an image can look like."""
+    shape = n % 6
+    dicom: dict[str, Any] | None = None
+    if shape in (1, 4):
+        dicom = {"modality": "IO", "rows": 1200, "columns": 1600, "kvp": 70.0, "teeth": ["19"],
+                 "operators_name": "Nobody^Else" if shape == 1 else None,
+                 "acquisition_datetime": (T0 - timedelta(hours=1)).isoformat(), "acquisition_time_stated": True,
+                 "sop_instance_uid": f"1.2.3.{n}", "patient_name": "Doe^Jane"}
+    return Image(
+        referral_id=referral.id, organization_id=referral.organization_id,
+        kind=list(ImageKind)[n % len(ImageKind)], teeth=["19", "20"] if shape else [],
+        area="30" if shape == 2 else None,
+        reason=f"Periapical <{n}> & more", captured_at=T0 + timedelta(minutes=n), captured_by_provider_id=provider_id,
+        captured_by_confirmed=shape != 3, capture_only=shape != 2,
+        exposure_kvp=65.0 if shape == 1 else None, exposure_ma=7 if shape == 1 else None,
+        exposure_time_ms=120.5 if shape in (1, 4) else None,
+        file_format="dicom" if dicom else "jpeg", content_type="application/dicom" if dicom else "image/jpeg",
+        size=1000 + n, sha256=f"{n:064x}", storage_backend="local", storage_key=f"k/{referral.id}/{n}",
+        preview_key=None if shape == 5 else f"p/{n}", thumbnail_key=None if shape in (4, 5) else f"t/{n}",
+        original_filename=f"scan {n}.dcm" if shape != 3 else None, width=1600 if shape != 5 else None,
+        height=1200 if shape != 5 else None, dicom=dicom,
+        quality_warnings=[{"code": "blurred", "message": "Looks blurred"}] if shape == 2 else None,
+        uploaded_by_user_id=uploader, created_at=T0 + timedelta(seconds=n),
+        sent_at=T0 + timedelta(days=1) if shape in (0, 1) else None,
+        deleted_at=T0 + timedelta(days=2) if shape == 3 else None, deleted_reason="retention" if shape == 3 else None,
+        integrity_problem="missing" if shape == 4 else None,
+        integrity_problem_since=T0 + timedelta(days=3) if shape == 4 else None,
+    )
+
+
+def _case(app: Flask, practice: Practice, reader: Reader, images: int, *, deleted_patient: bool = False) -> str:
+    """A case assigned to ``reader`` with ``images`` images, three events, consent and a report."""
+    created = practice.staff.post("/api/v1/referrals", referral_body(
+        practice, questions=["diagnosis", "restorability"], restorability_decided_by="reader", reason_code=None))
+    assert created.status_code == 201, created.get_json()
+    referral_id = uuid.UUID(created.get_json()["id"])
+    with app.app_context(), _session(app) as session:
+        referral = session.get(Referral, referral_id)
+        staff_id = uuid.UUID(practice.users["staff"])
+        provider_id = uuid.UUID(practice.hygienist_provider_id)
+        referral.status = ReferralStatus.ACCEPTED
+        referral.assigned_provider_id = uuid.UUID(reader.provider_id)
+        referral.submitted_at = T0
+        referral.accepted_at = T0 + timedelta(hours=1)
+        referral.consent_given_by = ConsentGivenBy.PATIENT
+        referral.consent_method = ConsentMethod.WRITTEN
+        referral.consent_given_at = T0 - timedelta(days=1)
+        session.add_all(_image(referral, staff_id, provider_id, n) for n in range(images))
+        for n, (action, before, after) in enumerate((("submit", "draft", "routed"), ("decline", "routed", "routed"),
+                                                     ("accept", "routed", "accepted"))):
+            session.add(ReferralEvent(referral_id=referral.id, at=T0 + timedelta(minutes=n), action=action,
+                                      from_status=before, to_status=after,
+                                      actor_user_id=staff_id if n != 1 else None,
+                                      provider_id=uuid.UUID(reader.provider_id) if n else None,
+                                      reason="Not my field <b>" if n == 1 else None))
+        if images:
+            reader_user = session.scalars(sa.select(User).where(
+                User.provider_id == uuid.UUID(reader.provider_id))).one()
+            session.add(Report(referral_id=referral.id, reader_provider_id=uuid.UUID(reader.provider_id),
+                               status=ReportStatus.SIGNED if images > 2 else ReportStatus.DRAFT,
+                               drafted_by_user_id=reader_user.id,
+                               signed_at=T0 + timedelta(days=1) if images > 2 else None))
+        if deleted_patient:
+            patient = session.get(Patient, referral.patient_id)
+            patient.deleted_at = T0
+        session.commit()
+    return str(referral_id)
+
+
+def _schema_bytes(app: Flask, referral_id: str) -> bytes:
+    """The answer as the schema dumps it, of the case loaded the old way (one row, then lazy loads)."""
+    with app.app_context(), _session(app) as session:
+        referral = session.get(Referral, uuid.UUID(referral_id))
+        return bytes(app.json.response(ReferralDetailSchema().dump(referral)).get_data())
+
+
+@pytest.fixture
+def reader(world: World) -> Reader:
+    return world.reader(world.reader_practice("Endo Readers"))
+
+
+@pytest.mark.parametrize("images", [0, 2, 100])
+def test_case_read_answers_what_the_schema_dumps(app: Flask, riverside: Practice, reader: Reader, images: int):
+    referral_id = _case(app, riverside, reader, images)
+    expected = _schema_bytes(app, referral_id)
+    for client in (riverside.staff, reader.client):
+        answer = client.get(f"/api/v1/referrals/{referral_id}")
+        assert answer.status_code == 200, answer.get_json()
+        assert answer.get_data() == expected
+    body = answer.get_json()
+    assert len(body["images"]) == images
+    assert len(body["events"]) == 3
+    if images:
+        assert body["report"]["status"] == ("signed" if images > 2 else "draft")
+        assert any(image["capture_notes"] for image in body["images"])
+    if images > 5:  # the large case does exercise the other shapes
+        assert any(image["deleted_at"] for image in body["images"])
+        assert any(image["integrity_problem"] for image in body["images"])
+        assert any(image["preview_url"] is None for image in body["images"])
+    if not images:
+        assert body["report"] == {"status": "none"}
+
+
+def test_deleted_patient_reads_alike(app: Flask, riverside: Practice, reader: Reader):
+    referral_id = _case(app, riverside, reader, 2, deleted_patient=True)
+    answer = reader.client.get(f"/api/v1/referrals/{referral_id}")
+    assert answer.status_code == 200
+    assert answer.get_data() == _schema_bytes(app, referral_id)
+    assert answer.get_json()["patient"]["first_name"] is None
+
+
+def test_image_document_matches_image_schema(app: Flask, riverside: Practice, reader: Reader):
+    referral_id = _case(app, riverside, reader, 12)
+    with app.app_context(), _session(app) as session:
+        images = session.scalars(sa.select(Image).where(Image.referral_id == uuid.UUID(referral_id))).all()
+        for image in images:
+            assert image_document(image) == ImageSchema().dump(image)
+        referral = session.get(Referral, uuid.UUID(referral_id))
+        assert referral_detail(referral) == ReferralDetailSchema().dump(referral)
+
+
+@contextmanager
+def _statements(app: Flask) -> Iterator[list[str]]:
+    engine = app.extensions["referral.engine"]
+    seen: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+
+
+def _read_statements(app: Flask, client: Any, referral_id: str) -> list[str]:
+    client.get(f"/api/v1/referrals/{referral_id}")  # warm: the token's last use is recorded at most every 5 min
+    with _statements(app) as seen:
+        answer = client.get(f"/api/v1/referrals/{referral_id}")
+    assert answer.status_code == 200
+    return [s for s in seen if not s.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "PRAGMA", "BEGIN"))]
+
+
+def test_case_read_statements_do_not_grow_with_images(app: Flask, riverside: Practice, reader: Reader):
+    small = _read_statements(app, reader.client, _case(app, riverside, reader, 2))
+    large = _read_statements(app, reader.client, _case(app, riverside, reader, 100))
+    assert len(large) == len(small)
+    # the case in three SELECTs (referral with patient and report; images with their capturer; events) and the
+    # audit row; the token check adds two (the suite runs with the token cache off; with it on, none)
+    reads = [s for s in large if "FROM referrals" in s or "FROM images" in s or "FROM referral_events" in s]
+    assert len(reads) == 3
+    assert sum(s.lstrip().upper().startswith("INSERT INTO AUDIT_EVENTS") for s in large) == 1
+    assert len(large) <= 6, large
+
+
+def test_denied_and_missing_reads_are_404_and_audited(app: Flask, riverside: Practice, hillside: Practice,
+                                                      reader: Reader):
+    referral_id = _case(app, riverside, reader, 2)
+    for path in (f"/api/v1/referrals/{referral_id}", f"/api/v1/referrals/{uuid.uuid4()}"):
+        answer = hillside.staff.get(path)
+        assert answer.status_code == 404
+        assert answer.get_json()["message"] == "Referral not found"
+    with app.app_context(), _session(app) as session:
+        denied = session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "referral.access")).all()
+        assert len(denied) == 2
+        assert {row.outcome for row in denied} == {"denied"}
+        assert {row.organization_id for row in denied} == {uuid.UUID(hillside.id)}
+        assert referral_id in {str(row.object_id) for row in denied}
+        assert not session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "referral.read")).all()
+
+
+def test_image_read_answers_what_the_schema_dumps_in_one_select(app: Flask, riverside: Practice, reader: Reader):
+    referral_id = _case(app, riverside, reader, 12)
+    with app.app_context(), _session(app) as session:
+        images = session.scalars(sa.select(Image).where(Image.referral_id == uuid.UUID(referral_id))).all()
+        expected = {str(image.id): bytes(app.json.response(ImageSchema().dump(image)).get_data())
+                    for image in images}
+    reader.client.get(f"/api/v1/images/{next(iter(expected))}")  # warm the token's last use
+    for image_id, answer_bytes in expected.items():
+        for client in (riverside.staff, reader.client):
+            with _statements(app) as seen:
+                answer = client.get(f"/api/v1/images/{image_id}")
+            assert answer.status_code == 200
+            assert answer.get_data() == answer_bytes
+            statements = [s for s in seen if not s.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "PRAGMA",
+                                                                                 "BEGIN", "UPDATE API_TOKENS"))]
+            # the token and its user (the suite runs with the token cache off), the image with its case's access
+            # check and its capturer in one SELECT, the audit row
+            assert len(statements) == 4, statements
+
+
+def test_image_read_refusals_are_unchanged(app: Flask, riverside: Practice, hillside: Practice, reader: Reader,
+                                           world: World):
+    referral_id = _case(app, riverside, reader, 1)
+    with app.app_context(), _session(app) as session:
+        image_id = str(session.scalars(sa.select(Image.id).where(Image.referral_id == uuid.UUID(referral_id))).one())
+    assert hillside.staff.get(f"/api/v1/images/{image_id}").status_code == 404
+    assert riverside.staff.get(f"/api/v1/images/{uuid.uuid4()}").status_code == 404
+    assert world.admin.get(f"/api/v1/images/{image_id}").status_code == 403  # the platform admin reads no cases
+    with app.app_context(), _session(app) as session:
+        denied = session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "image.access")).all()
+        assert {(row.outcome, str(row.object_id) == image_id) for row in denied} == {("denied", True),
+                                                                                      ("denied", False)}
+
+
+def test_inbox_statements_do_not_grow_with_the_page(app: Flask, riverside: Practice, reader: Reader):
+    _case(app, riverside, reader, 0)
+    reader.client.get("/api/v1/referrals?view=inbox")
+    with _statements(app) as seen:
+        few = reader.client.get("/api/v1/referrals?view=inbox")
+    small = [s for s in seen if not s.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "PRAGMA", "BEGIN"))]
+    for _ in range(9):
+        _case(app, riverside, reader, 0)
+    with _statements(app) as seen:
+        many = reader.client.get("/api/v1/referrals?view=inbox")
+    large = [s for s in seen if not s.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "PRAGMA", "BEGIN"))]
+    assert (len(few.get_json()["items"]), len(many.get_json()["items"])) == (1, 10)
+    assert len(large) == len(small) <= 4, large
