@@ -7,9 +7,9 @@ PORT ?= 5000
 HOST ?= 127.0.0.1
 DEV_ENV := APP_ENV=development
 
-.PHONY: install run migrate admin test pytest lint typecheck clean bench
+.PHONY: install run migrate admin demo test pytest lint typecheck clean bench
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml tests/support/fhir_validator/package-lock.json
 	bash infra/system-deps.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -25,13 +25,17 @@ run: migrate
 	@echo ""
 	@echo "  Serving on http://$(HOST):$(PORT)  (SQLite and images under ./instance)"
 	@echo "  API docs:     http://$(HOST):$(PORT)/api/docs   (OpenAPI: /api/openapi.json)"
-	@echo "  First token:  make admin EMAIL=you@example.com"
+	@echo "  First sign-in: make admin EMAIL=you@example.com   (or sample data: make demo)"
 	@echo ""
 	$(DEV_ENV) $(BIN)/flask --app wsgi run --host $(HOST) --port $(PORT) --no-debugger --no-reload
 
 admin: migrate
 	@test -n "$(EMAIL)" || (echo "usage: make admin EMAIL=you@example.com" && exit 2)
 	@$(DEV_ENV) $(BIN)/flask --app wsgi create-admin $(EMAIL)
+
+# Two sample practices with people, patients and cases; refused in production.
+demo: migrate
+	@$(DEV_ENV) $(BIN)/flask --app wsgi demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -49,7 +53,7 @@ pytest: $(STAMP)
 test: lint typecheck pytest
 
 # Benchmarks against baselines measured in the same run (Orthanc, bare Flask...); never part of `make test`.
-# QUICK=1 runs a smaller version in under three minutes. Results: bench/results/latest.json, BENCHMARKS.md.
+# QUICK=1 runs a smaller version in under three minutes. Results: bench/results/latest.json, docs/benchmarks.md.
 bench: $(STAMP)
 	bash bench/setup.sh
 	QUICK=$(QUICK) $(BIN)/python -m bench

@@ -4,6 +4,7 @@ both under the project's gunicorn configuration, driven by the same wrk settings
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from bench.servers import (
     WEB_CONCURRENCY,
     backend_pids,
     bare_flask_server,
+    floor_server,
     fresh_database,
     platform_admin_token,
     referral_server,
@@ -24,6 +26,8 @@ from bench.wrk import WrkResult, run_wrk
 
 CONNECTIONS = 8
 IMAGES_ON_THE_CASE = 2
+# The large case of read_growth_100_vs_2_images: CPU per read at this many images / at IMAGES_ON_THE_CASE.
+IMAGES_ON_THE_LARGE_CASE = 100
 
 
 @dataclass
@@ -66,12 +70,12 @@ class Side:
         return seconds * 1000 / max(1, self.requests)
 
 
-def _add_images(base: str, practice: Practice, referral: str) -> None:
+def _add_images(base: str, practice: Practice, referral: str, count: int = IMAGES_ON_THE_CASE) -> None:
     form = MultipartUpload(practice)
     factory = RadiographFactory(256, 256)
     connection = Connection(base)
     try:
-        for number in range(IMAGES_ON_THE_CASE):
+        for number in range(count):
             status, body = connection.request(
                 "POST", f"/api/v1/referrals/{referral}/images",
                 {**practice.staff_headers, "Content-Type": form.content_type},
@@ -92,22 +96,38 @@ def run(run: Run) -> None:
         admin_token = platform_admin_token(database_url)
         server = stack.enter_context(referral_server(run.workdir, database_url, name="api-server"))
         bare_server = stack.enter_context(bare_flask_server(run.workdir))
-        practice = make_practice(server.base, admin_token, referrals=1)
-        referral = practice.referral_ids[0]
+        floor_server_ = stack.enter_context(floor_server(run.workdir, database_url))
+        practice = make_practice(server.base, admin_token, referrals=2)
+        referral, large = practice.referral_ids[:2]
         _add_images(server.base, practice, referral)
+        _add_images(server.base, practice, large, IMAGES_ON_THE_LARGE_CASE)
         ours = Side(f"{server.base}/api/v1/referrals/{referral}", lambda: [server.pid, *server.child.children()],
                     lambda: backend_pids(database_url))
+        ours_large = Side(f"{server.base}/api/v1/referrals/{large}", lambda: [server.pid, *server.child.children()],
+                          lambda: backend_pids(database_url))
         bare = Side(f"{bare_server.base}/api/v1/referrals/{referral}",
                     lambda: [bare_server.pid, *bare_server.child.children()])
-        for side in (ours, bare):  # warm-up: every worker, thread and pooled connection
+        floor = Side(f"{floor_server_.base}/api/v1/referrals/{referral}",
+                     lambda: [floor_server_.pid, *floor_server_.child.children()],
+                     lambda: backend_pids(database_url))
+        sides = (ours, ours_large, floor, bare)
+        for side in sides:  # warm-up: every worker, thread and pooled connection
             run_wrk(side.url, seconds=2, connections=CONNECTIONS, headers=practice.staff_headers)
+        load_averages = []
         for _ in range(rounds):
-            for side in (ours, bare):
+            for side in sides:
                 side.measure(practice.staff_headers, seconds)
+                load_averages.append(os.getloadavg()[0])
     line(f"GET /api/v1/referrals/{{id}} ({IMAGES_ON_THE_CASE} images)", ours.requests_per_s, "requests/s")
     line("   p50 / p99", f"{ours.p50_ms:.1f} / {ours.p99_ms:.1f}", "ms")
     line("   CPU per request: gunicorn / PostgreSQL",
          f"{ours.cpu_ms(ours.app_cpu):.2f} / {ours.cpu_ms(ours.database_cpu):.2f}", "ms")
+    line(f"   same read, {IMAGES_ON_THE_LARGE_CASE} images", ours_large.requests_per_s, "requests/s")
+    line("   CPU per request: gunicorn / PostgreSQL",
+         f"{ours_large.cpu_ms(ours_large.app_cpu):.2f} / {ours_large.cpu_ms(ours_large.database_cpu):.2f}", "ms")
+    line("same-work floor (plain psycopg, one statement)", floor.requests_per_s, "requests/s")
+    line("   CPU per request: gunicorn / PostgreSQL",
+         f"{floor.cpu_ms(floor.app_cpu):.2f} / {floor.cpu_ms(floor.database_cpu):.2f}", "ms")
     line("bare Flask JSON route", bare.requests_per_s, "requests/s")
     line("   p50 / p99", f"{bare.p50_ms:.1f} / {bare.p99_ms:.1f}", "ms")
     line("   CPU per request: gunicorn", bare.cpu_ms(bare.app_cpu), "ms")
@@ -122,5 +142,20 @@ def run(run: Run) -> None:
         bare_flask_p99_ms=round(bare.p99_ms, 2),
         bare_flask_cpu_ms_per_request=round(bare.cpu_ms(bare.app_cpu), 3),
         api_vs_bare_flask_ratio=round(ours.requests_per_s / bare.requests_per_s, 3),
+        api_large_case_requests_per_s=round(ours_large.requests_per_s, 1),
+        api_large_case_cpu_ms_per_request=round(ours_large.cpu_ms(ours_large.app_cpu), 3),
+        api_large_case_database_cpu_ms_per_request=round(ours_large.cpu_ms(ours_large.database_cpu), 3),
+        # app CPU per read of the 100-image case over the 2-image case, measured in the same alternating rounds
+        read_growth_100_vs_2_images=round(ours_large.cpu_ms(ours_large.app_cpu) / ours.cpu_ms(ours.app_cpu), 3),
+        api_load_average_during=round(max(load_averages), 2),
+        floor_requests_per_s=round(floor.requests_per_s, 1),
+        floor_cpu_ms_per_request=round(floor.cpu_ms(floor.app_cpu), 3),
+        floor_database_cpu_ms_per_request=round(floor.cpu_ms(floor.database_cpu), 3),
+        # CPU per read, app and PostgreSQL together: the floor's over ours (1.0 would be as cheap as the floor)
+        read_vs_floor_cpu_ratio=round(floor.cpu_ms(floor.app_cpu + floor.database_cpu)
+                                      / ours.cpu_ms(ours.app_cpu + ours.database_cpu), 3),
     )
+    line("load average (1 min) during the rounds, highest", max(load_averages))
     run.target("api_vs_bare_flask_ratio", ">=", 0.4)
+    run.target("read_growth_100_vs_2_images", "<=", 2.0)
+    run.target("read_vs_floor_cpu_ratio", ">=", 0.5)

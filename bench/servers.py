@@ -27,7 +27,7 @@ from referral.services.organizations import create_platform_admin
 POSTGRES_SERVER = os.environ.get("BENCH_POSTGRES_SERVER", "postgresql://postgres@127.0.0.1:5432")
 # One gunicorn process per core, each with the configuration's four threads for the time requests spend
 # waiting on PostgreSQL and the disk. (Without WEB_CONCURRENCY the configuration takes 2 x cores + 1.)
-# BENCHMARKS.md says what other counts gave.
+# docs/benchmarks.md says what other counts gave.
 WEB_CONCURRENCY = os.environ.get("BENCH_WEB_CONCURRENCY", str(os.cpu_count() or 2))
 GUNICORN = [sys.executable, "-m", "gunicorn", "-c", "infra/gunicorn.conf.py"]
 
@@ -161,6 +161,19 @@ def bare_flask_server(workdir: Path) -> Iterator[Server]:
     port = free_port()
     env = _gunicorn_env(port, {})
     child = Child("bare-flask", [*GUNICORN, "bench.bare_app:app"], env=env, log=workdir / "bare-flask.log")
+    try:
+        wait_until_ready(child, port, "/healthz")
+        yield Server(f"http://127.0.0.1:{port}", port, child)
+    finally:
+        child.stop()
+
+
+@contextmanager
+def floor_server(workdir: Path, database_url: str) -> Iterator[Server]:
+    """The same-work floor of the case read (bench/floor_app.py), under the same gunicorn configuration."""
+    port = free_port()
+    env = _gunicorn_env(port, {"FLOOR_DATABASE_URL": database_url})
+    child = Child("floor", [*GUNICORN, "bench.floor_app:app"], env=env, log=workdir / "floor.log")
     try:
         wait_until_ready(child, port, "/healthz")
         yield Server(f"http://127.0.0.1:{port}", port, child)

@@ -17,6 +17,11 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "300"))
 graceful_timeout = 30
 keepalive = 5
 limit_request_line = 8190
+# Workers are replaced now and then, and as soon as one has grown past WORKER_MAX_RSS_MB (checked after each
+# request; it finishes what it is doing first), so that memory a burst of large images took comes back.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "2000"))
+max_requests_jitter = max_requests // 10
+_MAX_RSS_BYTES = int(os.environ.get("WORKER_MAX_RSS_MB", "1024")) * 1024 * 1024
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 # Logs: one JSON object per line on stderr, like the app's own (LOG_FORMAT=text for plain lines).
@@ -48,6 +53,22 @@ logconfig_dict = {
 # an earlier run would be counted again, so they are removed at start; a dead worker's live gauges go
 # with it. The directory must be private to this server and writable (a tmpfs suits it).
 _METRICS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+
+
+def _resident_bytes():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def post_request(worker, req, environ, resp):
+    try:
+        resident = _resident_bytes()
+    except OSError:
+        return
+    if resident > _MAX_RSS_BYTES and worker.alive:
+        worker.log.warning("worker %s uses %d MiB, past WORKER_MAX_RSS_MB: replacing it", worker.pid,
+                           resident // (1024 * 1024))
+        worker.alive = False
 
 
 def on_starting(server):

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # System packages the project needs beyond Python packages: WeasyPrint (PDF documents) loads Pango,
 # HarfBuzz's subsetter and fontconfig from the system and needs at least one font; the browser tests
-# need Debian's chromium. Installs them with
+# need Debian's chromium, the proxy tests nginx; the imaging tests compress DICOM files with DCMTK's and GDCM's command-line
+# tools (dcmcjpeg, dcmcjpls, dcmcrle, dcmconv, gdcmconv) and decode them with DCMTK for reference. Installs them with
 # apt-get when they are missing and this machine can; otherwise says what is missing and carries on
 # (the server runs without them; PDF documents then answer 503).
 set -uo pipefail
@@ -16,10 +17,18 @@ pdf_libraries_present() {
   [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]
 }
 
+# The FHIR profile validator the tests run (npm packages, kept inside the work tree).
+bash "$(dirname "$0")/fhir-validator.sh"
+
 packages=""
 pdf_libraries_present || packages="libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core"
 # The browser tests drive Debian's Chromium; a browser is never downloaded by the tests themselves.
 command -v chromium >/dev/null || packages="$packages chromium"
+# The imaging tests make every transfer syntax a sensor may write with the tools the DICOM world uses.
+command -v dcmcjpeg >/dev/null || packages="$packages dcmtk"
+command -v gdcmconv >/dev/null || packages="$packages libgdcm-tools"
+# The proxy tests put Debian's nginx, with infra/nginx/referral.conf.template, in front of gunicorn.
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || packages="$packages nginx"
 [ -z "$packages" ] && exit 0
 if command -v apt-get >/dev/null && [ "$(id -u)" = "0" ]; then
   apt-get update -q
