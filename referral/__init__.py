@@ -26,6 +26,8 @@ def create_app(settings: Settings | None = None, *, store: storage.Storage | Non
     from referral.http.ratelimit import init_auth_failure_limit, init_upload_limit
     from referral.http.uploads import UploadRequest
     from referral.observability.hooks import init_observability
+    from referral.services.renditions import DRAWER, BackgroundDrawer, RenditionPolicy
+    from referral.services.renditions import install as install_renditions
     from referral.web import register_web
 
     settings = settings or _settings_or_exit()
@@ -41,6 +43,11 @@ def create_app(settings: Settings | None = None, *, store: storage.Storage | Non
     app.extensions[context.SETTINGS] = settings
     app.extensions[context.SESSION_FACTORY] = make_session_factory(engine)
     app.extensions[context.STORE] = store if store is not None else storage.from_url(settings.storage_url)
+    threads = settings.background_drawing_threads
+    drawer = BackgroundDrawer(app.extensions[context.SESSION_FACTORY], app.extensions[context.STORE], threads)
+    app.extensions[DRAWER] = drawer
+    install_renditions(app.extensions[context.SESSION_FACTORY],
+                       RenditionPolicy(timing=settings.previews_after_answer, drawer=drawer if threads else None))
     init_observability(app)
     context.init_request_context(app)
 

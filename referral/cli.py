@@ -149,8 +149,9 @@ def _settings() -> Settings:
 
 def _worker_pass(stop: threading.Event | None) -> dict[str, int]:
     """Deliver what is due (and email people about their cases when SMTP_URL is set), clear expired upload forms
-    and resumable uploads, and at most every STORAGE_SWEEP_MINUTES sweep the store; the outcome counts."""
-    from referral.services import direct_uploads, mail, outbox, tus_uploads
+    and resumable uploads, draw previews left pending, and at most every STORAGE_SWEEP_MINUTES sweep the store;
+    the outcome counts."""
+    from referral.services import direct_uploads, mail, outbox, renditions, tus_uploads
 
     configured = _settings()
     factory = cast(sessionmaker[Session], current_app.extensions["referral.sessionmaker"])
@@ -169,6 +170,9 @@ def _worker_pass(stop: threading.Event | None) -> dict[str, int]:
         counts["uploads_swept"] = swept
     if swept := tus_uploads.sweep_expired_uploads(factory, current_app.extensions["referral.storage"]):
         counts["resumable_uploads_swept"] = swept
+    drawn = renditions.draw_pending_images(factory, current_app.extensions["referral.storage"])
+    counts.update({f"previews_{name}": value for name in ("drawn", "failed", "retry")
+                   if (value := getattr(drawn, name))})
     counts.update(_storage_sweep(factory))
     return counts
 

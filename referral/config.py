@@ -74,6 +74,12 @@ class Settings:
     storage_sweep_minutes: int = 60
     # Images a process draws previews of at once; each may use the full decode budget.
     preview_concurrency: int = 2
+    # When an upload's preview and thumbnail are drawn: "busy" (before the answer if a drawing slot is free,
+    # otherwise right after it), "always" (always after the answer), "never" (always before it, waiting for a slot).
+    previews_after_answer: str = "busy"
+    # Threads in each web process that draw previews left for after the answer (the worker draws any left over);
+    # None: 1, or 0 under APP_ENV=test, where tests run the drawing themselves.
+    preview_background_threads: int | None = None
     # An object without a row is left alone until it is this old: its upload's commit may still be in flight.
     storage_orphan_grace_minutes: int = 60
     # Where the abuse-limit counts live: memory:// per process, or redis://host:6379/0 shared by all.
@@ -113,6 +119,13 @@ class Settings:
     # exact origins, normalized (scheme and host in lower case, no default port). None: no CORS at all.
     dicomweb_cors_origins: tuple[str, ...] = ()
 
+    @property
+    def background_drawing_threads(self) -> int:
+        """PREVIEW_BACKGROUND_THREADS, or its default for the environment."""
+        if self.preview_background_threads is not None:
+            return self.preview_background_threads
+        return 0 if self.env == "test" else 1
+
     def to_flask_config(self) -> dict[str, object]:
         return {
             "APP_ENV": self.env,
@@ -138,6 +151,8 @@ class Settings:
             "PROMETHEUS_MULTIPROC_DIR": self.prometheus_multiproc_dir,
             "STORAGE_SWEEP_MINUTES": self.storage_sweep_minutes,
             "PREVIEW_CONCURRENCY": self.preview_concurrency,
+            "PREVIEWS_AFTER_ANSWER": self.previews_after_answer,
+            "PREVIEW_BACKGROUND_THREADS": self.background_drawing_threads,
             "STORAGE_ORPHAN_GRACE_MINUTES": self.storage_orphan_grace_minutes,
             "RATELIMIT_STORAGE_URL": self.ratelimit_storage_url,
             "RATELIMIT_AUTH_FAILURES": self.ratelimit_auth_failures,
@@ -217,6 +232,25 @@ def _public_base_url(environ: dict[str, str], env: str) -> str | None:
             or parts.username or parts.password:
         raise ConfigError("PUBLIC_BASE_URL must be the pages' address, such as https://referrals.example.com")
     return value.rstrip("/")
+
+
+PREVIEW_TIMINGS = ("busy", "always", "never")
+
+
+def _previews_after_answer(environ: dict[str, str]) -> str:
+    value = environ.get("PREVIEWS_AFTER_ANSWER", "").strip().lower() or str(_default("previews_after_answer"))
+    if value not in PREVIEW_TIMINGS:
+        raise ConfigError(f"PREVIEWS_AFTER_ANSWER must be one of {', '.join(PREVIEW_TIMINGS)}, got {value!r}")
+    return value
+
+
+def _background_threads(environ: dict[str, str]) -> int | None:
+    raw = environ.get("PREVIEW_BACKGROUND_THREADS", "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) > 16:
+        raise ConfigError(f"PREVIEW_BACKGROUND_THREADS must be a whole number from 0 to 16, got {raw!r}")
+    return int(raw)
 
 
 def _log_format(environ: dict[str, str]) -> str:
@@ -403,6 +437,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         prometheus_multiproc_dir=env_vars.get("PROMETHEUS_MULTIPROC_DIR") or None,
         storage_sweep_minutes=_int_default(env_vars, "STORAGE_SWEEP_MINUTES", "storage_sweep_minutes"),
         preview_concurrency=_int_default(env_vars, "PREVIEW_CONCURRENCY", "preview_concurrency"),
+        previews_after_answer=_previews_after_answer(env_vars),
+        preview_background_threads=_background_threads(env_vars),
         storage_orphan_grace_minutes=_int_default(env_vars, "STORAGE_ORPHAN_GRACE_MINUTES",
                                                   "storage_orphan_grace_minutes"),
         ratelimit_storage_url=_ratelimit_storage_url(env_vars),

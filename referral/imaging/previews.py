@@ -34,6 +34,7 @@ __all__ = [
     "THUMBNAIL_MAX_SIDE",
     "render",
     "render_previews",
+    "render_previews_if_free",
     "set_concurrency",
 ]
 
@@ -77,15 +78,33 @@ def render(fp: BinaryIO, inspection: Inspection, *, max_side: int) -> bytes:
 
 def render_previews(fp: BinaryIO, inspection: Inspection, *,
                     measure: Callable[[Image.Image], None] | None = None) -> tuple[bytes, bytes]:
-    """The preview and the thumbnail, from a single decode of the file, in one of the process's drawing slots.
-    ``measure``, when given, is shown the reduced preview picture (L or RGB) before it is encoded, so that
-    checks of the pixels need no decode of their own."""
+    """The preview and the thumbnail, from a single decode of the file, in one of the process's drawing slots
+    (waiting for one). ``measure``, when given, is shown the reduced preview picture (L or RGB) before it is
+    encoded, so that checks of the pixels need no decode of their own."""
     with _slots:
-        preview = _fit(_decode(fp, inspection, PREVIEW_MAX_SIDE), PREVIEW_MAX_SIDE)
-        if measure is not None:
-            measure(preview)
-        thumbnail = _fit(preview, THUMBNAIL_MAX_SIDE)
-        return _encode(preview), _encode(thumbnail)
+        return _draw(fp, inspection, measure)
+
+
+def render_previews_if_free(fp: BinaryIO, inspection: Inspection, *,
+                            measure: Callable[[Image.Image], None] | None = None) -> tuple[bytes, bytes] | None:
+    """``render_previews`` when a drawing slot is free now; None when every slot is busy, so that the caller
+    can have them drawn later instead of holding its thread while it waits."""
+    slots = _slots
+    if not slots.acquire(blocking=False):
+        return None
+    try:
+        return _draw(fp, inspection, measure)
+    finally:
+        slots.release()
+
+
+def _draw(fp: BinaryIO, inspection: Inspection,
+          measure: Callable[[Image.Image], None] | None) -> tuple[bytes, bytes]:
+    preview = _fit(_decode(fp, inspection, PREVIEW_MAX_SIDE), PREVIEW_MAX_SIDE)
+    if measure is not None:
+        measure(preview)
+    thumbnail = _fit(preview, THUMBNAIL_MAX_SIDE)
+    return _encode(preview), _encode(thumbnail)
 
 
 def _decode(fp: BinaryIO, inspection: Inspection, max_side: int) -> Image.Image:

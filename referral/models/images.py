@@ -20,6 +20,10 @@ if TYPE_CHECKING:
 FILE_TIME_TOLERANCE = timedelta(minutes=10)
 
 
+PREVIEW_PENDING = "pending"
+PREVIEW_FAILED = "failed"
+
+
 class ImmutableImageError(RuntimeError):
     """Sent images are evidence for a claim: their rows and bytes never change, except for deletion. Before its
     case is sent, an image's labels (kind, teeth, area, reason, when and by whom it was taken) may be fixed."""
@@ -77,6 +81,9 @@ class Image(Base):
     thumbnail_key: Mapped[str | None] = mapped_column(
         sa.String(512), comment="JPEG thumbnail (longer side at most 256 px, no metadata), made at intake"
     )
+    preview_state: Mapped[str | None] = mapped_column(
+        sa.String(10),
+        comment="pending: renditions are drawn after the upload's answer; failed: they could not be drawn")
     original_filename: Mapped[str | None] = mapped_column(sa.String(255), comment="as sent; never a path")
     width: Mapped[int | None] = mapped_column(sa.Integer)
     height: Mapped[int | None] = mapped_column(sa.Integer)
@@ -137,10 +144,17 @@ class Image(Base):
         return notes
 
     @property
+    def has_renditions(self) -> bool:
+        """Whether preview and thumbnail can be asked for: drawn, or to be drawn on the spot when asked."""
+        return not self.is_deleted and (self.preview_key is not None or self.preview_state == PREVIEW_PENDING)
+
+    @property
     def preview_status(self) -> str:
-        """ready: previews drawn (every image accepted now); unavailable: stored before previews existed.
-        "pending" (drawn after the answer) is part of the API's vocabulary, but no path produces it yet."""
-        return "ready" if self.preview_key else "unavailable"
+        """ready: previews drawn; pending: they are drawn after the upload's answer (services/renditions.py);
+        failed: the pixel data could not be drawn after all; unavailable: stored before previews existed."""
+        if self.preview_key:
+            return "ready"
+        return self.preview_state if self.preview_state in (PREVIEW_PENDING, PREVIEW_FAILED) else "unavailable"
 
     def erase(self, reason: ImageDeletionReason, at: datetime) -> None:
         """Make this row a tombstone. The objects are removed by the caller once this is committed, so a
@@ -157,6 +171,8 @@ _TOMBSTONE_COLUMNS = frozenset({"deleted_at", "deleted_reason", "objects_removed
 
 
 _INTEGRITY_COLUMNS = frozenset({"integrity_problem", "integrity_problem_since"})
+# Renditions drawn after the answer: set once, on an image still waiting for them.
+_RENDITION_COLUMNS = frozenset({"preview_key", "thumbnail_key", "preview_state", "quality_warnings"})
 _CAPTURER_COLUMNS = frozenset({"captured_by_provider_id", "captured_by_confirmed"})
 
 # What may be fixed on an image that has not been sent yet; its bytes and where they are never change.
@@ -179,6 +195,9 @@ def _tombstone_change_problem(target: Image) -> str | None:
                if attr.history.has_changes() and attr.key not in _INTEGRITY_COLUMNS}
     if not changed:
         return None
+    if changed.keys() <= _RENDITION_COLUMNS and "preview_state" in changed:
+        was = next(iter(changed["preview_state"].deleted), None)
+        return None if was == PREVIEW_PENDING and target.deleted_at is None else "has its renditions already"
     if changed.keys() <= _CAPTURER_COLUMNS and "captured_by_confirmed" in changed:
         # The office names who captured an image its device sent: once, from unconfirmed to confirmed.
         was = next(iter(changed["captured_by_confirmed"].deleted), None)

@@ -73,7 +73,7 @@ _PUBLIC_DICOM_FIELDS = (
     "instance_number",
 )
 
-PREVIEW_STATUSES = ("ready", "pending", "unavailable")
+PREVIEW_STATUSES = ("ready", "pending", "failed", "unavailable")
 
 
 def _public_dicom(image: Any) -> dict[str, Any] | None:
@@ -122,18 +122,20 @@ class ImageSchema(DumpSchema):
                        "series_instance_uid, sop_instance_uid, accession_number, series_number, instance_number"})
     preview_status = fields.Function(lambda image: image.preview_status, metadata={
         "enum": list(PREVIEW_STATUSES),
-        "description": "ready: preview_url and thumbnail_url serve real renditions; pending: they are being "
-                       "drawn and will appear; unavailable: the image has none (stored before previews were "
-                       "made), download the original"})
+        "description": "ready: preview_url and thumbnail_url serve real renditions; pending: they are drawn "
+                       "right after the upload's answer (quality_warnings arrive with them; asking for the preview "
+                       "draws it at once); failed: the pixel data could not be drawn, the office is told and should "
+                       "replace the image; unavailable: the image has none (stored before previews were made), "
+                       "download the original"})
     # Null once the image is deleted: its bytes are no longer kept.
     content_url = fields.Function(lambda image: None if image.is_deleted else f"/api/v1/images/{image.id}/content")
     # Also null for images stored before previews were made at intake.
     preview_url = fields.Function(
-        lambda image: f"/api/v1/images/{image.id}/preview" if image.preview_key and not image.is_deleted else None,
-        metadata={"description": "JPEG preview, at most 1600 px, without metadata"})
+        lambda image: f"/api/v1/images/{image.id}/preview" if image.has_renditions else None,
+        metadata={"description": "JPEG preview, at most 1600 px, without metadata (drawn on the spot while "
+                                 "preview_status is pending)"})
     thumbnail_url = fields.Function(
-        lambda image: f"/api/v1/images/{image.id}/thumbnail" if image.thumbnail_key and not image.is_deleted
-        else None,
+        lambda image: f"/api/v1/images/{image.id}/thumbnail" if image.has_renditions else None,
         metadata={"description": "JPEG thumbnail, at most 256 px, without metadata"})
     created_at = fields.DateTime()
     deleted_at = fields.DateTime(allow_none=True, metadata={

@@ -16,6 +16,7 @@ from enum import Enum
 from typing import Any
 
 from referral.models import Image, Patient, Referral, ReferralEvent
+from referral.models.images import PREVIEW_PENDING
 from referral.schemas.images import _PUBLIC_DICOM_FIELDS
 from referral.services.referrals import is_overdue
 
@@ -66,6 +67,7 @@ def image_document(image: Image) -> dict[str, Any]:
     deleted = row.deleted_at is not None
     image_id = str(row.id)
     dicom = row.dicom
+    renditions = not deleted and (row.preview_key is not None or row.preview_state == PREVIEW_PENDING)
     return {
         "id": image_id,
         "referral_id": _str(row.referral_id),
@@ -94,8 +96,8 @@ def image_document(image: Image) -> dict[str, Any]:
         "dicom": {key: dicom[key] for key in _PUBLIC_DICOM_FIELDS if dicom.get(key) is not None} if dicom else None,
         "preview_status": image.preview_status,
         "content_url": None if deleted else f"/api/v1/images/{image_id}/content",
-        "preview_url": f"/api/v1/images/{image_id}/preview" if row.preview_key and not deleted else None,
-        "thumbnail_url": f"/api/v1/images/{image_id}/thumbnail" if row.thumbnail_key and not deleted else None,
+        "preview_url": f"/api/v1/images/{image_id}/preview" if renditions else None,
+        "thumbnail_url": f"/api/v1/images/{image_id}/thumbnail" if renditions else None,
         "created_at": _when(row.created_at),
         "deleted_at": _when(row.deleted_at),
         "deleted_reason": _str(row.deleted_reason),

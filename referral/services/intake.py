@@ -29,12 +29,12 @@ from referral.errors import Conflict, NotFound, ServiceUnavailable, UnsupportedM
 from referral.imaging import quality
 from referral.imaging.dicom import DicomInfo, name_groups, names_person
 from referral.imaging.inspect import DamagedImage, Inspection, UnsupportedImageType, inspect_image
-from referral.imaging.previews import render_previews
+from referral.imaging.previews import render_previews, render_previews_if_free
 from referral.models import IdempotencyRecord, Image, Patient, Provider, Referral
 from referral.models.enums import ImageKind, ReferralStatus
-from referral.models.images import IntegrityProblem
+from referral.models.images import PREVIEW_FAILED, PREVIEW_PENDING, IntegrityProblem
 from referral.observability import metrics
-from referral.services import access, audit, clock, idempotency
+from referral.services import access, audit, clock, idempotency, renditions
 from referral.services.actor import Actor
 from storage import ObjectNotFound, Storage, StorageError, StorageUnavailable, StoredObject
 
@@ -116,23 +116,30 @@ def inspect_upload(upload: Upload) -> Inspection:
         upload.stream.seek(0)
 
 
-def _render_previews(upload: Upload, inspection: Inspection, kind: ImageKind,
-                     ) -> tuple[bytes, bytes, list[dict[str, str]]]:
-    """The preview, the thumbnail and the capture quality warnings, measured on the reduced preview picture."""
+def _render_previews(session: Session, upload: Upload, inspection: Inspection, kind: ImageKind,
+                     ) -> tuple[bytes | None, bytes | None, list[dict[str, str]] | None]:
+    """The preview, the thumbnail and the capture quality warnings (measured on the reduced preview picture);
+    three Nones when the application draws them after the answer (``renditions``)."""
     warnings: list[dict[str, str]] = []
 
     def measure(picture: PILImage) -> None:
         warnings.extend(quality.check(picture, radiograph=not kind.is_photo, width=inspection.width,
                                       height=inspection.height))
 
+    policy = renditions.policy_of(session)
     upload.stream.seek(0)
     try:
-        preview, thumbnail = render_previews(upload.stream, inspection, measure=measure)
-        return preview, thumbnail, warnings
+        if policy.timing == "never":
+            drawn: tuple[bytes, bytes] | None = render_previews(upload.stream, inspection, measure=measure)
+        else:
+            drawn = policy.defer(lambda: render_previews_if_free(upload.stream, inspection, measure=measure))
     except DamagedImage as exc:
         raise ValidationFailed(str(exc), {"file": [str(exc)]}) from None
     finally:
         upload.stream.seek(0)
+    if drawn is None:
+        return None, None, None
+    return drawn[0], drawn[1], warnings
 
 
 def require_uploadable(actor: Actor, referral: Referral) -> None:
@@ -242,9 +249,10 @@ class Admission:
     fields: dict[str, Any]
     kind: ImageKind
     inspection: Inspection
-    preview: bytes
-    thumbnail: bytes
-    quality_warnings: list[dict[str, str]]
+    # None, None, None: drawn after the answer.
+    preview: bytes | None
+    thumbnail: bytes | None
+    quality_warnings: list[dict[str, str]] | None
 
 
 def admit(session: Session, actor: Actor, referral: Referral, fields: dict[str, Any], upload: Upload) -> Admission:
@@ -265,7 +273,7 @@ def admit(session: Session, actor: Actor, referral: Referral, fields: dict[str, 
     _validate_against_file(kind, fields, inspection, referral.patient)
     fields["captured_at"] = resolve_capture_time(session, referral, fields, dicom)
     fields["captured_by_provider_id"] = resolve_capturing_provider(session, actor, fields, dicom)
-    preview, thumbnail, warnings = _render_previews(upload, inspection, kind)
+    preview, thumbnail, warnings = _render_previews(session, upload, inspection, kind)
     return Admission(referral=referral, upload=upload, fields=fields, kind=kind, inspection=inspection,
                      preview=preview, thumbnail=thumbnail, quality_warnings=warnings)
 
@@ -310,10 +318,18 @@ def file_image(session: Session, store: Storage, actor: Actor, admission: Admiss
     if original.sha256 != upload.sha256 or original.size != upload.size:
         log.error("stored object differs from the received upload; objects removed")
         raise ServiceUnavailable("The image store did not keep the bytes intact; nothing was stored. Try again.")
-    preview_key, thumbnail_key = original.key + PREVIEW_SUFFIX, original.key + THUMBNAIL_SUFFIX
-    for rendition_key, rendition in ((preview_key, admission.preview), (thumbnail_key, admission.thumbnail)):
-        put_object(session, store, rendition_key, io.BytesIO(rendition), content_type=PREVIEW_CONTENT_TYPE,
-                   size=len(rendition))
+    preview_key: str | None = None
+    thumbnail_key: str | None = None
+    if admission.preview is not None and admission.thumbnail is not None:
+        preview_key, thumbnail_key = original.key + PREVIEW_SUFFIX, original.key + THUMBNAIL_SUFFIX
+        for rendition_key, rendition in ((preview_key, admission.preview), (thumbnail_key, admission.thumbnail)):
+            put_object(session, store, rendition_key, io.BytesIO(rendition), content_type=PREVIEW_CONTENT_TYPE,
+                       size=len(rendition))
+    else:
+        drawer = renditions.policy_of(session).drawer
+        if drawer is not None:
+            unit_of_work.after_commit(session, lambda: drawer.submit(image_id),
+                                      describe="draw an image's preview after the answer")
     dicom = admission.inspection.dicom
     image = Image(
         id=image_id,
@@ -342,6 +358,7 @@ def file_image(session: Session, store: Storage, actor: Actor, admission: Admiss
         storage_key=original.key,
         preview_key=preview_key,
         thumbnail_key=thumbnail_key,
+        preview_state=None if preview_key else PREVIEW_PENDING,
         original_filename=safe_filename(upload.filename),
         width=admission.inspection.width,
         height=admission.inspection.height,
@@ -508,8 +525,17 @@ def open_rendition(session: Session, store: Storage, actor: Actor, image_id: uui
     image = access.get_image(session, actor, image_id)
     access.require_role(actor, *access.IMAGE_VIEWER_ROLES)
     access.require_stored(image)
+    if image.preview_state == PREVIEW_PENDING and image.preview_key is None:
+        # Not drawn yet: drawn now, so that a viewer never waits on the background drawing.
+        if renditions.draw_in(session, store, image.id) == "retry":
+            raise ServiceUnavailable("This image's preview cannot be drawn right now; try again in a moment")
+        session.refresh(image)
     key = image.preview_key if rendition == "preview" else image.thumbnail_key
     if key is None:
+        if image.preview_state == PREVIEW_FAILED:
+            raise Conflict(f"This image could not be drawn, so it has no {rendition}; the office has been told. "
+                           f"Download the original, or ask the office to replace the image",
+                           {"preview_status": [PREVIEW_FAILED]})
         # Only images stored before previews were introduced lack them.
         raise NotFound(f"This image has no {rendition}")
     stream = open_stored(store, image, key)

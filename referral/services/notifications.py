@@ -49,9 +49,10 @@ EMAIL_KINDS = (
 KINDS_BY_NAME = {kind.name: kind for kind in EMAIL_KINDS}
 
 # Changes that the referring office should notice, by the action recorded on the case's timeline.
-ATTENTION_ACTIONS = {"sign_report": "report", "request_retake": "retake", "decline": "declined"}
+ATTENTION_ACTIONS = {"sign_report": "report", "request_retake": "retake", "decline": "declined",
+                     "image_unreadable": "unreadable"}
 ATTENTION_LABELS = {"report": "New report", "retake": "Retake requested", "declined": "Needs a reader",
-                    "messages": "New message"}
+                    "unreadable": "Image unreadable", "messages": "New message"}
 # An old change the person never opened is not news: only the last 30 days count.
 ATTENTION_WINDOW = timedelta(days=30)
 OFFICE_ROLES = (Role.STAFF, Role.DENTIST, Role.ORG_ADMIN)

@@ -54,6 +54,7 @@ EVENT_TYPES = (
     "report.signed",
     "claims.ready",
     "message.created",
+    "image.preview_failed",
 )
 SIGNATURE_HEADER = "X-Referral-Signature"
 EVENT_ID_HEADER = "X-Referral-Event-Id"

@@ -360,8 +360,8 @@ def referral_page(user: User, actor: Actor, referral_id: uuid.UUID) -> ResponseR
     }
     viewer_images = [
         {"id": str(i.id), "kind": i.kind.value, "label": _image_label(i), "preview_status": i.preview_status,
-         "preview_url": url_for("images.ImagePreview", image_id=i.id) if i.preview_status == "ready" else None,
-         "thumbnail_url": url_for("images.ImageThumbnail", image_id=i.id) if i.preview_status == "ready" else None,
+         "preview_url": url_for("images.ImagePreview", image_id=i.id) if i.has_renditions else None,
+         "thumbnail_url": url_for("images.ImageThumbnail", image_id=i.id) if i.has_renditions else None,
          "quality_warnings": list(i.quality_warnings or [])}
         for i in images
     ]

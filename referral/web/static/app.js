@@ -636,7 +636,25 @@
           if (now && next) now.replaceWith(document.importNode(next, true));
         });
         document.querySelectorAll("form[data-image-fix]").forEach(initImageFix);
+        watchPendingPreviews();
       }, function () { /* the next page load shows them */ });
+  }
+
+  // Images whose preview is drawn after the upload's answer get their quality checks with it: the list is
+  // redrawn every few seconds until none is pending (for at most about two minutes).
+  var pendingChecks = 0;
+  var pendingTimer = null;
+  function watchPendingPreviews() {
+    if (pendingTimer || !document.querySelector("[data-preview-pending]")) {
+      if (!document.querySelector("[data-preview-pending]")) pendingChecks = 0;
+      return;
+    }
+    if (pendingChecks >= 40) return;
+    pendingChecks += 1;
+    pendingTimer = window.setTimeout(function () {
+      pendingTimer = null;
+      refreshImages();
+    }, 3000);
   }
 
   // -- fixing an uploaded image before the case is sent: only what was changed is sent --------------------------
@@ -1055,6 +1073,7 @@
     document.querySelectorAll("[data-uploader]").forEach(initUploader);
     // capture-queue.js (the case page's offline-tolerant uploader) asks for the uploaded images to be redrawn.
     document.addEventListener("capture:images-changed", function () { refreshImages(); });
+    watchPendingPreviews();
     document.querySelectorAll("[data-report-form]").forEach(initReportForm);
     document.querySelectorAll("form[data-image-fix]").forEach(initImageFix);
     document.querySelectorAll("form[data-draft]").forEach(keepDrafts);
