@@ -55,11 +55,16 @@ def open_request(session: Session, actor: Actor, user: User, provider_id: uuid.U
     return request
 
 
+def may_answer(actor: Actor) -> bool:
+    """Only a dentist or specialist login of a practice, linked to a provider, has requests to answer."""
+    return (actor.organization_id is not None and actor.user_id is not None and actor.provider_id is not None
+            and actor.role in ANSWERER_ROLES)
+
+
 def _answerable(actor: Actor) -> sa.Select[Any]:
     """Requests the actor may see and answer: those for the provider the actor reads as, in the actor's own
     practice, for a login other than the actor's."""
-    if (actor.organization_id is None or actor.user_id is None or actor.provider_id is None
-            or actor.role not in ANSWERER_ROLES):
+    if not may_answer(actor):
         # Platform admins, other roles, logins linked to no provider: nothing to see (404 on an answer).
         return sa.select(ProviderLinkRequest).where(sa.false())
     return sa.select(ProviderLinkRequest).where(
@@ -68,17 +73,35 @@ def _answerable(actor: Actor) -> sa.Select[Any]:
         ProviderLinkRequest.user_id != actor.user_id)
 
 
+def _pending(actor: Actor) -> sa.Select[Any]:
+    return _answerable(actor).where(ProviderLinkRequest.status == PENDING, ProviderLinkRequest.expires_at > utcnow())
+
+
 def list_pending(session: Session, actor: Actor) -> list[ProviderLinkRequest]:
     """The pending, unexpired requests for the provider the signed-in login reads as, oldest first. Anyone else
     (other roles, logins linked to no provider) gets an empty list."""
-    query = _answerable(actor).where(ProviderLinkRequest.status == PENDING,
-                                              ProviderLinkRequest.expires_at > utcnow())
-    return list(session.scalars(query.order_by(ProviderLinkRequest.created_at, ProviderLinkRequest.id)))
+    query = _pending(actor).order_by(ProviderLinkRequest.created_at, ProviderLinkRequest.id)
+    return list(session.scalars(query))
+
+
+def count_pending(session: Session, actor: Actor) -> int:
+    """How many requests ``list_pending`` would show, for the count in the pages' header (no query for those
+    who have none to answer)."""
+    if not may_answer(actor):
+        return 0
+    return int(session.scalar(sa.select(sa.func.count()).select_from(_pending(actor).subquery())) or 0)
+
+
+def get_visible(session: Session, actor: Actor, request_id: uuid.UUID) -> ProviderLinkRequest | None:
+    """One request the actor may see and answer, whatever its status (to show how it was answered); None for a
+    request of another provider, practice or login, as for one that does not exist."""
+    return session.scalar(_answerable(actor).where(ProviderLinkRequest.id == request_id))
 
 
 def emails_of(session: Session, requests: list[ProviderLinkRequest]) -> dict[uuid.UUID, str]:
-    """The emails of the new logins and of who asked, for showing a request to the provider."""
-    ids = {r.user_id for r in requests} | {r.requested_by_user_id for r in requests}
+    """The emails of the new logins, of who asked and of who answered, for showing a request to the provider."""
+    ids = ({r.user_id for r in requests} | {r.requested_by_user_id for r in requests}
+           | {r.answered_by_user_id for r in requests if r.answered_by_user_id is not None})
     if not ids:
         return {}
     rows = session.execute(sa.select(User.id, User.email).where(User.id.in_(ids))).all()

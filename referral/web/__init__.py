@@ -24,7 +24,7 @@ from referral.http.auth import CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, csrf_mat
 from referral.http.context import db_session, settings
 from referral.models import Organization, User, WebSession
 from referral.models.enums import Role
-from referral.services import notices, notifications, password_links, web_auth
+from referral.services import link_requests, notices, notifications, password_links, web_auth
 from referral.services.actor import Actor
 
 LOGIN_CSRF_COOKIE = "referral_login_csrf"
@@ -329,17 +329,28 @@ def _shell_context() -> dict[str, Any]:
                           "member": org is not None, "news": _news_count(session, user),
                           "notices": notices.unread_count(session, user.id)
                           if user is not None and user.role == Role.ORG_ADMIN else 0,
+                          "link_requests": _link_request_count(session, user),
                           "user_id": str(row.user_id), "idle_seconds": int(_idle().total_seconds()),
                           "warning_seconds": warning_seconds()}}
 
 
+def _member_actor(user: User | None) -> Actor | None:
+    if user is None or user.organization_id is None:
+        return None
+    return Actor(user_id=user.id, organization_id=user.organization_id, role=Role(user.role),
+                 provider_id=user.provider_id)
+
+
 def _news_count(session: Session, user: User | None) -> int:
     """How many of the person's cases have something new for them, for the count in the page header."""
-    if user is None or user.organization_id is None:
-        return 0
-    actor = Actor(user_id=user.id, organization_id=user.organization_id, role=Role(user.role),
-                  provider_id=user.provider_id)
-    return len(notifications.attention(session, actor))
+    actor = _member_actor(user)
+    return len(notifications.attention(session, actor)) if actor is not None else 0
+
+
+def _link_request_count(session: Session, user: User | None) -> int:
+    """How many requests for another login to read as the person's provider wait for their answer."""
+    actor = _member_actor(user)
+    return link_requests.count_pending(session, actor) if actor is not None else 0
 
 
 def register_web(app: Flask) -> None:

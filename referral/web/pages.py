@@ -42,6 +42,7 @@ from referral.models.reports import DiagnosticQuality, ReportStatus
 from referral.services import access, notifications, phrases, web_auth
 from referral.services import claims as claims_service
 from referral.services import denials as denials_service
+from referral.services import link_requests as link_requests_service
 from referral.services import messages as messages_service
 from referral.services import notices as notices_service
 from referral.services import turnaround as turnaround_service
@@ -455,6 +456,26 @@ def notices_page(user: User, actor: Actor) -> ResponseReturnValue:
         User.id.in_({r.subject_user_id for r in rows} | {r.actor_user_id for r in rows}),
         User.organization_id == actor.organization_id))}
     return _page("notices.html", notices=rows, people=people, labels=notices_service.LABELS)
+
+
+@web.get("/link-requests")
+@signed_in_page
+def link_requests_page(user: User, actor: Actor) -> ResponseReturnValue:
+    """A dentist's or specialist's requests to let another login read as their provider, with Confirm and Refuse
+    (which call the API); after an answer, how the request ended (``?answered=<id>``, the person's own only)."""
+    session = db_session()
+    rows = link_requests_service.list_pending(session, actor)
+    answered = None
+    try:
+        answered_id = uuid.UUID(request.args["answered"]) if request.args.get("answered") else None
+    except ValueError:
+        answered_id = None
+    if answered_id is not None:
+        answered = link_requests_service.get_visible(session, actor, answered_id)
+    emails = link_requests_service.emails_of(session, rows + ([answered] if answered is not None else []))
+    return _page("link_requests.html", requests=rows, answered=answered, emails=emails, me=user.id,
+                 may_answer=link_requests_service.may_answer(actor), status_of=link_requests_service.status_of,
+                 days=link_requests_service.LINK_REQUEST_DAYS, label=_label)
 
 
 # -- organization admins -------------------------------------------------------------------------------
