@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 
 from referral import create_app
@@ -22,6 +23,24 @@ from tests.support.settings import BACKENDS, POSTGRES_SERVER, REQUIRE_POSTGRES, 
 from tests.support.world import Practice, World
 
 pytest_plugins = ["tests.support.s3server"]
+
+
+@pytest.fixture(autouse=True)
+def _engines_disposed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every database engine a test makes (an app's, a command's, its own) is disposed when the test ends, so
+    that no pooled PostgreSQL connection is left for the garbage collector to find open in a later test."""
+    made: list[sa.Engine] = []
+    original = sa.create_engine
+
+    def tracked(*args: object, **kwargs: object) -> sa.Engine:
+        engine = original(*args, **kwargs)  # type: ignore[call-overload]
+        made.append(engine)
+        return engine
+
+    monkeypatch.setattr(sa, "create_engine", tracked)
+    yield
+    for engine in made:
+        engine.dispose()
 
 
 def _postgres_unavailable(reason: str) -> None:
