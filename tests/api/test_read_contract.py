@@ -26,6 +26,8 @@ from referral.models.reports import Report, ReportStatus
 from referral.schemas.images import ImageSchema
 from referral.schemas.referral_documents import image_document, referral_detail
 from referral.schemas.referrals import ReferralDetailSchema
+from referral.schemas.reports import ReportSchema
+from tests.support.api import signed_case
 from tests.support.world import Practice, Reader, World, referral_body
 
 pytestmark = pytest.mark.both_backends  # stored bytes or database behaviour: both set-ups
@@ -257,3 +259,33 @@ def test_inbox_statements_do_not_grow_with_the_page(app: Flask, riverside: Pract
     large = [s for s in seen if not s.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "PRAGMA", "BEGIN"))]
     assert (len(few.get_json()["items"]), len(many.get_json()["items"])) == (1, 10)
     assert len(large) == len(small) <= 4, large
+
+
+def test_report_read_loads_the_report_and_addenda_with_the_access_check_in_two_selects(
+        app: Flask, world: World, riverside: Practice, hillside: Practice, reader: Reader):
+    referral_id = signed_case(world, riverside, reader, target_provider_id=reader.provider_id)
+    path = f"/api/v1/referrals/{referral_id}/report"
+    for text in ("Tooth 18 also shows a widened PDL space.", "Recall in six months."):
+        assert reader.client.post(f"{path}/addenda", {"text": text}).status_code == 201
+    with app.app_context(), _session(app) as session:
+        report = session.scalars(sa.select(Report).where(Report.referral_id == uuid.UUID(referral_id))).one()
+        expected = bytes(app.json.response(ReportSchema().dump(report)).get_data())
+    for client in (riverside.staff, reader.client):
+        client.get(path)  # warm the token's last use
+        with _statements(app) as seen:
+            answer = client.get(path)
+        assert answer.status_code == 200
+        assert answer.get_data() == expected
+        statements = [s for s in seen if not s.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "PRAGMA",
+                                                                             "BEGIN", "UPDATE API_TOKENS"))]
+        # the token and its user (the suite runs with the token cache off), the case with its report and the
+        # access check, the addenda, the audit row
+        assert len(statements) == 5, statements
+        assert sum("FROM report_addenda" in s for s in statements) == 1
+    # Refusals are unchanged: another practice and an unknown case are 404 and audited as denied.
+    assert hillside.staff.get(path).status_code == 404
+    assert riverside.staff.get(f"/api/v1/referrals/{uuid.uuid4()}/report").status_code == 404
+    with app.app_context(), _session(app) as session:
+        denied = session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "referral.access",
+                                                             AuditEvent.outcome == "denied")).all()
+        assert {str(row.object_id) == referral_id for row in denied} == {True, False}
