@@ -196,7 +196,8 @@ def _file_upload(session: Session, store: Storage, actor: Actor, referral: Refer
             )
         upload = intake.Upload(stream=spooled.stream, size=spooled.size, sha256=spooled.sha256,
                                filename=declared.filename)
-        admission = intake.admit(session, actor, referral, fields, upload)
+        # The bytes came straight to the store to spare the app servers: their previews are drawn by the worker.
+        admission = intake.admit(session, actor, referral, fields, upload, drawn_by_worker=True)
         image = intake.file_image(session, store, actor, admission, image_id=image_id,
                                   original=StoredObject(key=key, size=spooled.size, sha256=spooled.sha256))
     _settle_completed(session, actor, pending, referral, image)

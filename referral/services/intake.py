@@ -116,10 +116,12 @@ def inspect_upload(upload: Upload) -> Inspection:
         upload.stream.seek(0)
 
 
-def _render_previews(session: Session, upload: Upload, inspection: Inspection, kind: ImageKind,
-                     ) -> tuple[bytes | None, bytes | None, list[dict[str, str]] | None]:
+def _render_previews(session: Session, upload: Upload, inspection: Inspection, kind: ImageKind, *,
+                     later: bool = False) -> tuple[bytes | None, bytes | None, list[dict[str, str]] | None]:
     """The preview, the thumbnail and the capture quality warnings (measured on the reduced preview picture);
-    three Nones when the application draws them after the answer (``renditions``)."""
+    three Nones when they are drawn after the answer (``renditions``; always with ``later``)."""
+    if later:
+        return None, None, None
     warnings: list[dict[str, str]] = []
 
     def measure(picture: PILImage) -> None:
@@ -253,12 +255,16 @@ class Admission:
     preview: bytes | None
     thumbnail: bytes | None
     quality_warnings: list[dict[str, str]] | None
+    # Left to the worker rather than to the answering process's drawing threads (direct-to-storage uploads).
+    drawn_by_worker: bool = False
 
 
-def admit(session: Session, actor: Actor, referral: Referral, fields: dict[str, Any], upload: Upload) -> Admission:
+def admit(session: Session, actor: Actor, referral: Referral, fields: dict[str, Any], upload: Upload, *,
+          drawn_by_worker: bool = False) -> Admission:
     """The checks every image passes, whichever way its bytes arrived: the form's references, the sniffed
-    type, the DICOM header against the patient and the form, and previews drawn. Nothing is written, so a
-    refused file costs no store traffic."""
+    type, the DICOM header against the patient and the form, and previews drawn (or left for after the answer:
+    ``renditions``; for the worker with ``drawn_by_worker``). Nothing is written, so a refused file costs no
+    store traffic."""
     check_fields_against_referral(session, actor, referral, fields)
     if fields.get("captured_at") is not None:
         # A typed time is checked before the file costs a decode.
@@ -273,9 +279,9 @@ def admit(session: Session, actor: Actor, referral: Referral, fields: dict[str, 
     _validate_against_file(kind, fields, inspection, referral.patient)
     fields["captured_at"] = resolve_capture_time(session, referral, fields, dicom)
     fields["captured_by_provider_id"] = resolve_capturing_provider(session, actor, fields, dicom)
-    preview, thumbnail, warnings = _render_previews(session, upload, inspection, kind)
+    preview, thumbnail, warnings = _render_previews(session, upload, inspection, kind, later=drawn_by_worker)
     return Admission(referral=referral, upload=upload, fields=fields, kind=kind, inspection=inspection,
-                     preview=preview, thumbnail=thumbnail, quality_warnings=warnings)
+                     preview=preview, thumbnail=thumbnail, quality_warnings=warnings, drawn_by_worker=drawn_by_worker)
 
 
 def _dicom_record(session: Session, referral: Referral, dicom: DicomInfo) -> dict[str, Any]:
@@ -326,7 +332,7 @@ def file_image(session: Session, store: Storage, actor: Actor, admission: Admiss
             put_object(session, store, rendition_key, io.BytesIO(rendition), content_type=PREVIEW_CONTENT_TYPE,
                        size=len(rendition))
     else:
-        drawer = renditions.policy_of(session).drawer
+        drawer = None if admission.drawn_by_worker else renditions.policy_of(session).drawer
         if drawer is not None:
             unit_of_work.after_commit(session, lambda: drawer.submit(image_id),
                                       describe="draw an image's preview after the answer")

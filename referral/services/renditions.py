@@ -7,8 +7,9 @@ upload may be answered once its original and its row are durable, with ``preview
 file has then passed every check that needs no full decode (type, header, size budget, a JPEG cut short).
 
 Whoever gets there first draws a pending image: a background thread of the process that answered the upload
-(``BackgroundDrawer``, started on its first job), the worker's pass (``draw_pending_images``, for images whose
-process stopped before drawing them), or a request for the preview itself (``draw``, so that a viewer never
+(``BackgroundDrawer``, started on its first job), the worker's pass (``draw_pending_images``: direct-to-storage
+uploads, whose bytes never passed through a web process, and images whose process stopped before drawing them),
+or a request for the preview itself (``draw``, so that a viewer never
 waits on the others). Each drawing writes its renditions under keys of its own and records them with a
 conditional update: of two drawings of one image exactly one is kept, and the other's objects are removed with its
 transaction. A file that cannot be drawn after all is marked ``failed``, its case's timeline says so, and the
@@ -36,7 +37,7 @@ from referral.db import new_id, utcnow
 from referral.imaging import quality
 from referral.imaging.inspect import DamagedImage, UnsupportedImageType, inspect_image
 from referral.imaging.previews import render_previews
-from referral.models import Image, Referral, ReferralEvent
+from referral.models import Image, PendingUpload, Referral, ReferralEvent
 from referral.models.images import PREVIEW_FAILED, PREVIEW_PENDING
 from referral.services import outbox
 from storage import Storage, StorageError
@@ -184,14 +185,16 @@ def _record_failure(session: Session, image: Image) -> str:
 
 def draw_pending_images(factory: sessionmaker[Session], store: Storage, *, limit: int = 20,
                         older_than: timedelta = WORKER_GRACE) -> Outcome:
-    """The worker's share: images still pending some time after their upload (their process stopped, or has
-    no drawing threads), oldest first."""
+    """The worker's share, oldest first: direct-to-storage uploads, and images still pending some time after their
+    upload (their process stopped, or has no drawing threads)."""
     outcome = Outcome()
+    # Direct-to-storage uploads are the worker's from the start: no web process was asked to draw them.
+    direct = sa.select(PendingUpload.image_id).where(PendingUpload.image_id.is_not(None))
     with factory() as session:
         due = session.scalars(
             sa.select(Image.id)
             .where(Image.preview_state == PREVIEW_PENDING, Image.deleted_at.is_(None),
-                   Image.created_at <= utcnow() - older_than)
+                   sa.or_(Image.created_at <= utcnow() - older_than, Image.id.in_(direct)))
             .order_by(Image.created_at)
             .limit(limit)
         ).all()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -20,7 +21,7 @@ from flask import Flask
 
 from referral.config import Settings
 from referral.models import AuditEvent, Image, PendingUpload, PendingUploadStatus
-from referral.services import direct_uploads
+from referral.services import direct_uploads, renditions
 from storage import StorageUnavailable
 from tests.support import samples
 from tests.support.api import CAPTURED_AT, new_referral, upload
@@ -126,12 +127,22 @@ def test_a_file_posted_to_the_form_becomes_an_image_that_downloads_byte_for_byte
     download = riverside.dentist.get(f"/api/v1/images/{image['id']}/content")
     assert download.status_code == 200
     assert hashlib.sha256(download.data).hexdigest() == hashlib.sha256(data).hexdigest()
+    # The bytes never passed through the app servers: the worker draws the previews, not the answering process.
+    assert image["preview_status"] == "pending"
+    assert objects(app, "images/") == [f"images/{riverside.id}/{referral_id}/{image['id']}"]
+    drawn = renditions.draw_pending_images(app.extensions["referral.sessionmaker"], app.extensions["referral.storage"])
+    assert drawn.ids == [uuid.UUID(image["id"])]
+    assert drawn.drawn == 1
     preview = riverside.dentist.get(image["preview_url"])
     assert preview.status_code == 200
     assert preview.headers["Content-Type"] == "image/jpeg"
+    assert riverside.dentist.get(f"/api/v1/images/{image['id']}").get_json()["preview_status"] == "ready"
     # The original, its preview and its thumbnail at the image's own keys; the upload key is cleared.
-    assert sorted(objects(app, "images/")) == sorted(
-        f"images/{riverside.id}/{referral_id}/{image['id']}{suffix}" for suffix in ("", ".preview.jpg", ".thumb.jpg"))
+    original = f"images/{riverside.id}/{referral_id}/{image['id']}"
+    keys = sorted(objects(app, "images/"))
+    assert keys[0] == original
+    assert [re.fullmatch(re.escape(original) + r"\.[0-9a-f]{12}\.(preview|thumb)\.jpg", key) is not None
+            for key in keys[1:]] == [True, True]
     assert objects(app, "uploads/") == []
     row = pending_row(app, form["upload_id"])
     assert row.status == PendingUploadStatus.COMPLETED
@@ -330,7 +341,7 @@ def test_two_completions_racing_make_one_image(app: Flask, riverside: Practice):
 
     assert sorted(statuses) == [201, 409]
     assert image_rows(app) == 1
-    assert len(objects(app, "images/")) == 3, "the loser's copy and renditions were removed"
+    assert len(objects(app, "images/")) == 1, "the loser's copy was removed (previews are the worker's)"
     assert objects(app, "uploads/") == []
 
 
