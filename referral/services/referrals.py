@@ -97,22 +97,10 @@ def read_referral(session: Session, actor: Actor, referral_id: uuid.UUID) -> Ref
     """The case with its patient, images (with who captured them), events and report state, loaded in three
     SELECTs whatever the number of images, then the audit row and one COMMIT.
 
-    The access check is the first SELECT's WHERE clause: a referral the actor may not see loads nothing and is
-    refused exactly as ``access.get_referral`` refuses it (404, audited as denied)."""
-    access.require_role(actor, *access.CLINICAL_READ_ROLES)
-
-    def load(*visible: sa.ColumnElement[bool]) -> Referral | None:
-        return session.execute(
-            sa.select(Referral).where(Referral.id == referral_id, *visible).options(
-                joinedload(Referral.patient), joinedload(Referral.interpretation),
-                selectinload(Referral.images).joinedload(Image.captured_by), selectinload(Referral.events))
-        ).unique().scalar_one_or_none()
-
-    referral = load(access.referral_visibility(actor))
-    if referral is None and access.sees_referral(session, actor, referral_id):
-        referral = load()  # an emergency grant: the read is flagged with it in the audit row
-    if referral is None:
-        raise access.deny(session, actor, "referral", referral_id)
+    The access check is the first SELECT's WHERE clause (``access.load_case``)."""
+    referral = access.load_case(
+        session, actor, referral_id, joinedload(Referral.patient), joinedload(Referral.interpretation),
+        selectinload(Referral.images).joinedload(Image.captured_by), selectinload(Referral.events))
     audit.record(session, actor, "referral.read", object_type="referral", object_id=referral.id,
                  organization_id=referral.organization_id, referral_id=referral.id)
     session.commit()

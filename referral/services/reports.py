@@ -8,7 +8,6 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session, joinedload
 
 from referral.db import utcnow
@@ -150,21 +149,10 @@ def add_addendum(session: Session, actor: Actor, referral_id: uuid.UUID, text: s
 
 def read(session: Session, actor: Actor, referral_id: uuid.UUID) -> tuple[Referral, Report]:
     """The report for both sides; a draft only for its reader. The case, its report and the report's addenda are
-    loaded in two SELECTs whose first carries the access check (as ``referrals.read_referral`` does), then the
-    audit row and one COMMIT; a case the actor may not see is refused as ``access.get_referral`` refuses it."""
-    access.require_role(actor, *access.CLINICAL_READ_ROLES)
-
-    def load(*visible: sa.ColumnElement[bool]) -> Referral | None:
-        return session.execute(
-            sa.select(Referral).where(Referral.id == referral_id, *visible)
-            .options(joinedload(Referral.interpretation).selectinload(Report.addenda))
-        ).unique().scalar_one_or_none()
-
-    referral = load(access.referral_visibility(actor))
-    if referral is None and access.sees_referral(session, actor, referral_id):
-        referral = load()  # an emergency grant: the read is flagged with it in the audit row
-    if referral is None:
-        raise access.deny(session, actor, "referral", referral_id)
+    loaded in two SELECTs whose first carries the access check (``access.load_case``), then the audit row and
+    one COMMIT."""
+    referral = access.load_case(session, actor, referral_id,
+                                joinedload(Referral.interpretation).selectinload(Report.addenda))
     report = referral.interpretation
     is_reader = actor.provider_id is not None and actor.provider_id == referral.assigned_provider_id
     if report is None or (report.status == ReportStatus.DRAFT and not is_reader):
