@@ -114,7 +114,12 @@ def draw_in(session: Session, store: Storage, image_id: uuid.UUID) -> str:
         log.warning("could not read an image to draw its preview; it stays pending")
         return "retry"
     except (DamagedImage, UnsupportedImageType):
-        return _record_failure(session, image)
+        if not _flag_unreadable(session, image):
+            session.rollback()
+            return "skipped"
+        session.commit()
+        log.warning("an accepted image could not be drawn; flagged for the office")
+        return "failed"
     token = new_id().hex[:12]
     keys = (f"{image.storage_key}.{token}.preview.jpg", f"{image.storage_key}.{token}.thumb.jpg")
     from referral.services.intake import PREVIEW_CONTENT_TYPE, put_object
@@ -168,19 +173,18 @@ def _settle(session: Session, image_id: uuid.UUID, **values: object) -> bool:
     return cast(int, result.rowcount) == 1  # type: ignore[attr-defined]
 
 
-def _record_failure(session: Session, image: Image) -> str:
+def _flag_unreadable(session: Session, image: Image) -> bool:
+    """Mark the image failed, put it on its case's timeline and tell its practice, in the caller's transaction;
+    False when it is no longer pending (drawn or flagged meanwhile)."""
     if not _settle(session, image.id, preview_state=PREVIEW_FAILED):
-        session.rollback()
-        return "skipped"
+        return False
     referral = session.get(Referral, image.referral_id)
     status = referral.status.value if referral is not None else ""
     session.add(ReferralEvent(referral_id=image.referral_id, action=UNREADABLE_ACTION, from_status=status,
                               to_status=status, details={"image_id": str(image.id)}))
     outbox.enqueue(session, organization_ids=[image.organization_id], event_type=FAILED_EVENT,
                    data={"referral_id": image.referral_id, "image_id": image.id, "status": status})
-    session.commit()
-    log.warning("an accepted image could not be drawn; flagged for the office")
-    return "failed"
+    return True
 
 
 def draw_pending_images(factory: sessionmaker[Session], store: Storage, *, limit: int = 20,
