@@ -15,10 +15,10 @@ from playwright.sync_api import expect
 from referral import timezones
 from tests.support import samples
 from tests.support.api import new_referral
+from tests.support.web import PASSWORD, user_with_password
 from tests.support.world import Practice, World
 
 pytestmark = pytest.mark.slow
-PASSWORD = "long enough browser password"
 TABLET = {"width": 768, "height": 1024}
 
 
@@ -26,10 +26,7 @@ TABLET = {"width": 768, "height": 1024}
 def hygienist(world: World, riverside: Practice) -> str:
     world.reader(world.reader_practice("Coastal Endodontics"))
     email = "sam.lee@riverside.example.com"
-    created = world.admin.post(f"/api/v1/organizations/{riverside.id}/users",
-                               {"email": email, "role": "staff", "password": PASSWORD,
-                                "provider_id": riverside.hygienist_provider_id})
-    assert created.status_code == 201, created.get_json()
+    user_with_password(world, riverside, "staff", email)
     return email
 
 

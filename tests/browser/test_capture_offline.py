@@ -16,10 +16,10 @@ from playwright.sync_api import expect
 
 from tests.support import samples
 from tests.support.api import new_referral
+from tests.support.web import PASSWORD, user_with_password
 from tests.support.world import Practice, World
 
 pytestmark = pytest.mark.slow
-PASSWORD = "long enough browser password"
 ZONE = "America/Los_Angeles"
 QUEUE_COUNT = """() => new Promise((resolve, reject) => {
     const open = indexedDB.open("referral-capture");
@@ -37,10 +37,7 @@ QUEUE_COUNT = """() => new Promise((resolve, reject) => {
 def hygienist(world: World, riverside: Practice) -> str:
     world.reader(world.reader_practice("Coastal Endodontics"))
     email = "sam.lee@riverside.example.com"
-    created = world.admin.post(f"/api/v1/organizations/{riverside.id}/users",
-                               {"email": email, "role": "staff", "password": PASSWORD,
-                                "provider_id": riverside.hygienist_provider_id})
-    assert created.status_code == 201, created.get_json()
+    user_with_password(world, riverside, "staff", email)
     return email
 
 

@@ -12,10 +12,10 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.support import samples
+from tests.support.web import PASSWORD, user_with_password
 from tests.support.world import Practice, World
 
 pytestmark = pytest.mark.slow
-PASSWORD = "long enough browser password"
 TABLET = {"width": 768, "height": 1024}
 MIN_TARGET = 44
 
@@ -44,10 +44,7 @@ SIDEWAYS = """() => ({scroll: document.documentElement.scrollWidth, view: docume
 def hygienist(world: World, riverside: Practice) -> str:
     world.reader(world.reader_practice("Coastal Endodontics"))
     email = "sam.lee@riverside.example.com"
-    created = world.admin.post(f"/api/v1/organizations/{riverside.id}/users",
-                               {"email": email, "role": "staff", "password": PASSWORD,
-                                "provider_id": riverside.hygienist_provider_id})
-    assert created.status_code == 201, created.get_json()
+    user_with_password(world, riverside, "staff", email)
     return email
 
 

@@ -10,19 +10,16 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from tests.support.web import PASSWORD, user_with_password
 from tests.support.world import Practice, World
 
 pytestmark = pytest.mark.slow
-PASSWORD = "long enough browser password"
 NEW_EMAIL = "front-desk-tablet@riverside.example.com"
 
 
 def test_a_dentist_confirms_a_new_login_for_their_provider(browser_users: Any, world: World, riverside: Practice):
     email = "dr.avery@riverside.example.com"
-    created = world.admin.post(f"/api/v1/organizations/{riverside.id}/users",
-                               {"email": email, "role": "dentist", "password": PASSWORD,
-                                "provider_id": riverside.dentist_provider_id})
-    assert created.status_code == 201, created.get_json()
+    user_with_password(world, riverside, "dentist", email)
     asked = riverside.org_admin.post(f"/api/v1/organizations/{riverside.id}/users",
                                      {"email": NEW_EMAIL, "role": "dentist",
                                       "provider_id": riverside.dentist_provider_id,

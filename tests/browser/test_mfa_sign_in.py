@@ -12,18 +12,15 @@ import pyotp
 import pytest
 from playwright.sync_api import expect
 
+from tests.support.web import PASSWORD, user_with_password
 from tests.support.world import Practice, World
 
 pytestmark = pytest.mark.slow
-PASSWORD = "long enough browser password"
 
 
 def test_a_dentist_enrols_and_signs_in_with_a_code(browser_users: Any, world: World, riverside: Practice):
     email = "dr.rivera@riverside.example.com"
-    created = world.admin.post(f"/api/v1/organizations/{riverside.id}/users",
-                               {"email": email, "role": "dentist", "password": PASSWORD,
-                                "provider_id": riverside.dentist_provider_id})
-    assert created.status_code == 201, created.get_json()
+    user_with_password(world, riverside, "dentist", email)
     dentist = browser_users("dentist", timezone_id="America/New_York")
     page = dentist.page
     dentist.sign_in(email, PASSWORD)

@@ -10,10 +10,10 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.support.api import ready_referral, signed_case, submit
+from tests.support.web import PASSWORD, user_with_password
 from tests.support.world import Practice, World
 
 pytestmark = pytest.mark.slow
-PASSWORD = "long enough browser password"
 HIGHLIGHT = re.compile(r"\bhighlight\b")
 
 
@@ -24,10 +24,7 @@ def test_the_office_sees_a_new_report_highlighted_until_it_opens_the_case(browse
     waiting = ready_referral(riverside)
     assert submit(riverside, waiting).status_code == 200
     email = "sam.lee@riverside.example.com"
-    created = world.admin.post(f"/api/v1/organizations/{riverside.id}/users",
-                               {"email": email, "role": "staff", "password": PASSWORD,
-                                "provider_id": riverside.hygienist_provider_id})
-    assert created.status_code == 201, created.get_json()
+    user_with_password(world, riverside, "staff", email)
 
     office = browser_users("office-news", viewport={"width": 768, "height": 1024}, touch=True,
                            timezone_id="America/New_York")

@@ -17,10 +17,10 @@ from referral.services import renditions
 from tests.support import samples
 from tests.support.api import new_referral
 from tests.support.settings import make_settings
+from tests.support.web import PASSWORD, user_with_password
 from tests.support.world import Practice, World
 
 pytestmark = pytest.mark.slow
-PASSWORD = "long enough browser password"
 
 
 @pytest.fixture
@@ -37,10 +37,7 @@ def _drawings_finished(app: Flask) -> Iterator[None]:
 def test_the_quality_warning_arrives_on_the_case_page_once_the_preview_is_drawn(
         browser_users: Any, world: World, riverside: Practice, tmp_path: Path):
     email = "sam.lee@riverside.example.com"
-    created = world.admin.post(f"/api/v1/organizations/{riverside.id}/users",
-                               {"email": email, "role": "staff", "password": PASSWORD,
-                                "provider_id": riverside.hygienist_provider_id})
-    assert created.status_code == 201, created.get_json()
+    user_with_password(world, riverside, "staff", email)
     referral_id = new_referral(riverside, teeth=["19"])
     dark = tmp_path / "pa-19.dcm"
     dark.write_bytes(samples.dicom_bytes(teeth=(), pixel_fill=40))
