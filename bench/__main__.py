@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name in chosen:
             begun = time.monotonic()
+            load_at_start = round(os.getloadavg()[0], 2)
             try:
                 BENCHMARKS[name](run)
             except Exception as exc:  # one failed benchmark is reported; the others still run
@@ -125,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"   FAILED: {failures[name]}", flush=True)
                 traceback.print_exc(file=sys.stderr)
             run.results[f"{name}_benchmark_seconds"] = round(time.monotonic() - begun, 1)
+            # the 1-minute load average when the benchmark started and when it ended: how shared the machine was
+            run.results[f"{name}_load_average"] = [load_at_start, round(os.getloadavg()[0], 2)]
     except KeyboardInterrupt:
         # The servers and databases were stopped and dropped on the way out of each benchmark.
         print("\ninterrupted: every server started was stopped; no results written", file=sys.stderr)
