@@ -124,7 +124,7 @@ def run(run: Run) -> None:
     line("per image", "start -> POST form and file to moto's S3 server -> complete")
     with ExitStack() as stack:
         s3 = stack.enter_context(moto_server(run.workdir))
-        targets = [_ours(stack, run, s3, count + WARM_UP), orthanc_target(stack, run)]
+        targets = [_ours(stack, run, s3, count + WARM_UP), orthanc_target(stack, run, "direct-orthanc")]
         for target in targets:
             target.warm(0, files, range(count, count + WARM_UP))
         s3_before = cpu_by_process([s3.pid])

@@ -191,8 +191,8 @@ def _ours(stack: ExitStack, run: Run, batches: list[int]) -> Target:
                   lambda: backend_pids(database_url), lambda: wait_for_previews(database_url))
 
 
-def orthanc_target(stack: ExitStack, run: Run) -> Target:
-    server = stack.enter_context(orthanc_server(run.workdir))
+def orthanc_target(stack: ExitStack, run: Run, name: str = "orthanc") -> Target:
+    server = stack.enter_context(orthanc_server(run.workdir, name))
     headers = {"Content-Type": "application/dicom"}
 
     def send(_client: int, connection: Connection, number: int, data: bytes) -> str | None:

@@ -268,13 +268,14 @@ def orthanc_binary() -> str | None:
 
 
 @contextmanager
-def orthanc_server(workdir: Path) -> Iterator[Server]:
-    """Our own Orthanc: a temporary configuration and storage folder, a free loopback HTTP port, no DICOM
-    listener, no plugins. A system service of the Debian package, if any runs, is neither used nor touched."""
+def orthanc_server(workdir: Path, name: str = "orthanc") -> Iterator[Server]:
+    """Our own Orthanc: a temporary configuration and storage folder of its own (``name``, one per benchmark,
+    so that each starts empty), a free loopback HTTP port, no DICOM listener, no plugins. A system service of
+    the Debian package, if any runs, is neither used nor touched."""
     binary = orthanc_binary()
     if binary is None:
         raise BenchError("Orthanc is not installed (bench/setup.sh installs the Debian package 'orthanc')")
-    folder = workdir / "orthanc"
+    folder = workdir / name
     (folder / "storage").mkdir(parents=True, exist_ok=True)
     (folder / "index").mkdir(exist_ok=True)
     port = free_port()
@@ -299,7 +300,7 @@ def orthanc_server(workdir: Path) -> Iterator[Server]:
     config_path = folder / "orthanc.json"
     config_path.write_text(json.dumps(config, indent=2))
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(folder), "LANG": "C.UTF-8"}
-    child = Child("orthanc", [binary, str(config_path)], env=env, log=workdir / "orthanc.log", cwd=folder)
+    child = Child(name, [binary, str(config_path)], env=env, log=workdir / f"{name}.log", cwd=folder)
     try:
         wait_until_ready(child, port, "/system")
         yield Server(f"http://127.0.0.1:{port}", port, child)
