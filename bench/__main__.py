@@ -1,7 +1,7 @@
 """``python -m bench [--quick] [--only NAME,...]``: run the benchmarks, print every figure with its ratio, and
 write ``bench/results/latest.json`` and ``bench/results/YYYY-MM-DD.json``.
 
-QUICK=1 in the environment is the same as ``--quick``: smaller inputs, the whole run in under three minutes.
+QUICK=1 in the environment is the same as ``--quick``: smaller inputs, the whole run in a few minutes.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def _stop_on_signal(signum: int, _frame: FrameType | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", default=os.environ.get("QUICK", "") not in ("", "0"),
-                        help="smaller inputs; under three minutes in all (also QUICK=1)")
+                        help="smaller inputs; a few minutes in all (also QUICK=1)")
     parser.add_argument("--only", default="", help=f"comma-separated subset of {', '.join(BENCHMARKS)}")
     parser.add_argument("--keep", action="store_true", help="keep the working folder (server logs) afterwards")
     args = parser.parse_args(argv)
