@@ -15,6 +15,7 @@ import json
 import threading
 import uuid
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -48,15 +49,15 @@ FILE_MB = 4.0
 WARM_UP = 8
 
 
-def _form_body(fields: dict[str, str], data: bytes) -> tuple[str, list[bytes]]:
+def _form_body(fields: dict[str, str], data: bytes) -> tuple[str, list[bytes | Path]]:
     """The multipart body a browser sends to a presigned POST: every field, then the file, last."""
     boundary = f"bench{uuid.uuid4().hex}"
     parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
              for name, value in fields.items()]
     parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="radiograph.dcm"\r\n'
                  "Content-Type: application/octet-stream\r\n\r\n")
-    return f"multipart/form-data; boundary={boundary}", ["".join(parts).encode(), data,
-                                                         f"\r\n--{boundary}--\r\n".encode()]
+    pieces: list[bytes | Path] = ["".join(parts).encode(), data, f"\r\n--{boundary}--\r\n".encode()]
+    return f"multipart/form-data; boundary={boundary}", pieces
 
 
 def _ours(stack: ExitStack, run: Run, s3: S3Server, files: int) -> Target:
