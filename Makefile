@@ -53,7 +53,7 @@ pytest: $(STAMP)
 test: lint typecheck pytest
 
 # Benchmarks against baselines measured in the same run (Orthanc, bare Flask...); never part of `make test`.
-# QUICK=1 runs a smaller version in under three minutes. Results: bench/results/latest.json, docs/benchmarks.md.
+# QUICK=1 runs a smaller version in a few minutes. Results: bench/results/latest.json, docs/benchmarks.md.
 bench: $(STAMP)
 	bash bench/setup.sh
 	QUICK=$(QUICK) $(BIN)/python -m bench

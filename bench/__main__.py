@@ -1,7 +1,7 @@
 """``python -m bench [--quick] [--only NAME,...]``: run the benchmarks, print every figure with its ratio, and
 write ``bench/results/latest.json`` and ``bench/results/YYYY-MM-DD.json``.
 
-QUICK=1 in the environment is the same as ``--quick``: smaller inputs, the whole run in under three minutes.
+QUICK=1 in the environment is the same as ``--quick``: smaller inputs, the whole run in a few minutes.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import api, claims, inbox, intake, load, memory
+from bench import api, claims, direct, inbox, intake, load, memory
 from bench.common import ROOT, heading
 from bench.context import Run
 from bench.servers import WEB_CONCURRENCY, orthanc_version, postgres_available, postgres_version
@@ -32,6 +32,7 @@ from bench.servers import WEB_CONCURRENCY, orthanc_version, postgres_available, 
 RESULTS = ROOT / "bench" / "results"
 BENCHMARKS: dict[str, Callable[[Run], None]] = {
     "intake": intake.run,
+    "direct_intake": direct.run,
     "memory": memory.run,
     "api": api.run,
     "inbox": inbox.run,
@@ -93,7 +94,7 @@ def _stop_on_signal(signum: int, _frame: FrameType | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", default=os.environ.get("QUICK", "") not in ("", "0"),
-                        help="smaller inputs; under three minutes in all (also QUICK=1)")
+                        help="smaller inputs; a few minutes in all (also QUICK=1)")
     parser.add_argument("--only", default="", help=f"comma-separated subset of {', '.join(BENCHMARKS)}")
     parser.add_argument("--keep", action="store_true", help="keep the working folder (server logs) afterwards")
     args = parser.parse_args(argv)
@@ -118,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name in chosen:
             begun = time.monotonic()
+            load_at_start = round(os.getloadavg()[0], 2)
             try:
                 BENCHMARKS[name](run)
             except Exception as exc:  # one failed benchmark is reported; the others still run
@@ -125,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"   FAILED: {failures[name]}", flush=True)
                 traceback.print_exc(file=sys.stderr)
             run.results[f"{name}_benchmark_seconds"] = round(time.monotonic() - begun, 1)
+            # the 1-minute load average when the benchmark started and when it ended: how shared the machine was
+            run.results[f"{name}_load_average"] = [load_at_start, round(os.getloadavg()[0], 2)]
     except KeyboardInterrupt:
         # The servers and databases were stopped and dropped on the way out of each benchmark.
         print("\ninterrupted: every server started was stopped; no results written", file=sys.stderr)

@@ -1,6 +1,10 @@
-"""Intake throughput against Orthanc: the same distinct ~4 MB intra-oral radiographs, 4 concurrent clients,
+"""Intake throughput and cost against Orthanc: the same distinct intra-oral radiographs, 4 concurrent clients,
 uploaded to the referral server (gunicorn, PostgreSQL, local-folder storage) and to Orthanc's REST
-``POST /instances``, one after the other in the same run."""
+``POST /instances``, taking turns in the same run, at 0.5, 4, 16 and 60 MB a file.
+
+The 4 MB files give ``intake_vs_orthanc_ratio``, the 0.5 MB files ``intake_small_vs_orthanc_ratio`` (images/s,
+ours over Orthanc's); every size gives a row of the cost table (CPU per image and per MB, read from /proc).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from typing import Any
 
 from bench.common import MB, BenchError, cpu_by_process, cpu_used, heading, line
 from bench.context import Run
@@ -23,13 +28,18 @@ from bench.servers import (
     orthanc_server,
     platform_admin_token,
     referral_server,
+    wait_for_previews,
 )
 from bench.world import Connection, MultipartUpload, make_practice
 
 CLIENTS = 4
-FILE_MB = 4.0
 PER_REFERRAL = 8
-WARM_UP = 8
+HEADLINE_MB = 4.0
+SMALL_MB = 0.5
+# File size in MB: (files measured, rounds taking turns, warm-up files), full run and QUICK=1.
+SIZES: dict[float, tuple[int, int, int]] = {0.5: (160, 4, 8), 4.0: (160, 4, 8), 16.0: (32, 4, 4), 60.0: (12, 3, 4)}
+QUICK_SIZES: dict[float, tuple[int, int, int]] = {0.5: (40, 2, 8), 4.0: (40, 2, 8), 16.0: (8, 2, 4),
+                                                  60.0: (4, 1, 4)}
 
 # One upload by one client: (client number, connection, file number, bytes) -> error message or None.
 Sender = Callable[[int, Connection, int, bytes], "str | None"]
@@ -43,6 +53,7 @@ class Pass:
     errors: list[str] = field(default_factory=list)
     cpu_seconds: float = 0.0  # used by the server's processes meanwhile
     database_cpu_seconds: float = 0.0  # used by its PostgreSQL backends meanwhile
+    settle_seconds: float = 0.0  # after the last answer, until the previews drawn after their answer were done
 
     @property
     def cpu_ms_per_image(self) -> float:
@@ -60,10 +71,17 @@ class Pass:
     def mb_per_s(self) -> float:
         return self.bytes / MB / self.seconds
 
+    @property
+    def file_mb(self) -> float:
+        return self.bytes / MB / self.files
 
-def _send_all(base: str, files: list[bytes], send: Sender, numbers: range,
-              server_pids: Callable[[], list[int]] = list, database_pids: Callable[[], list[int]] = list) -> Pass:
-    """Upload every file of ``numbers`` with CLIENTS threads taking the next file as they finish one."""
+
+def send_all(base: str, files: list[bytes], send: Sender, numbers: range,
+             server_pids: Callable[[], list[int]] = list, database_pids: Callable[[], list[int]] = list,
+             settle: Callable[[], float] | None = None) -> Pass:
+    """Upload every file of ``numbers`` with CLIENTS threads taking the next file as they finish one. The
+    seconds are until the last answer; ``settle`` (waiting for work the server does after its answers) runs
+    before the CPU is read, so that work is counted but not timed."""
     lock = threading.Lock()
     pending = iter(numbers)
     errors: list[str] = []
@@ -95,59 +113,86 @@ def _send_all(base: str, files: list[bytes], send: Sender, numbers: range,
     for thread in threads:
         thread.join()
     seconds = time.perf_counter() - started
+    settle_seconds = settle() if settle is not None else 0.0
     cpu = cpu_used(cpu_before, cpu_by_process(server_pids()))
     database_cpu = cpu_used(database_before, cpu_by_process(database_pids()))
-    return Pass(seconds, len(numbers), sum(len(files[n]) for n in numbers), errors, cpu, database_cpu)
+    return Pass(seconds, len(numbers), sum(len(files[n]) for n in numbers), errors, cpu, database_cpu,
+                settle_seconds)
+
+
+def total(passes: list[Pass]) -> Pass:
+    return Pass(
+        seconds=sum(p.seconds for p in passes),
+        files=sum(p.files for p in passes),
+        bytes=sum(p.bytes for p in passes),
+        errors=[error for p in passes for error in p.errors],
+        cpu_seconds=sum(p.cpu_seconds for p in passes),
+        database_cpu_seconds=sum(p.database_cpu_seconds for p in passes),
+        settle_seconds=sum(p.settle_seconds for p in passes),
+    )
 
 
 @dataclass
 class Target:
-    """One server under test: how to send it a file, whose CPU to count, and what it has done so far."""
+    """One server under test: how to send it a file of a batch (one batch per file size), whose CPU to count,
+    and what each batch measured."""
 
     name: str
     base: str
-    send: Sender
+    sender: Callable[[int, list[bytes]], Sender]
     pids: Callable[[], list[int]]
     database_pids: Callable[[], list[int]] = list
-    passes: list[Pass] = field(default_factory=list)
+    settle: Callable[[], float] | None = None
+    passes: dict[int, list[Pass]] = field(default_factory=dict)
 
-    def total(self) -> Pass:
-        return Pass(
-            seconds=sum(p.seconds for p in self.passes),
-            files=sum(p.files for p in self.passes),
-            bytes=sum(p.bytes for p in self.passes),
-            errors=[error for p in self.passes for error in p.errors],
-            cpu_seconds=sum(p.cpu_seconds for p in self.passes),
-            database_cpu_seconds=sum(p.database_cpu_seconds for p in self.passes),
-        )
+    def measure(self, batch: int, files: list[bytes], numbers: range) -> Pass:
+        result = send_all(self.base, files, self.sender(batch, files), numbers, self.pids, self.database_pids,
+                          self.settle)
+        self.passes.setdefault(batch, []).append(result)
+        return result
+
+    def warm(self, batch: int, files: list[bytes], numbers: range) -> None:
+        result = send_all(self.base, files, self.sender(batch, files), numbers, settle=self.settle)
+        if result.errors:
+            raise BenchError(f"warm-up uploads to {self.name} failed: {result.errors[:3]}")
 
 
-def _ours(stack: ExitStack, run: Run, files: list[bytes]) -> Target:
+def _ours(stack: ExitStack, run: Run, batches: list[int]) -> Target:
+    """``batches`` holds the number of files (warm-up included) of each batch: each batch has referrals and
+    CLIENTS members of staff of its own (uploads are limited per user and minute)."""
     database_url = stack.enter_context(fresh_database("intake"))
     admin_token = platform_admin_token(database_url)
     server = stack.enter_context(referral_server(run.workdir, database_url, name="intake-server"))
-    # one staff member per client, like four people of one office uploading at once
-    practice = make_practice(server.base, admin_token, referrals=-(-len(files) // PER_REFERRAL), users=CLIENTS)
+    per_batch = [-(-count // PER_REFERRAL) for count in batches]
+    practice = make_practice(server.base, admin_token, referrals=sum(per_batch), users=CLIENTS * len(batches))
     form = MultipartUpload(practice)
-    headers = [{**practice.headers_of(n), "Content-Type": form.content_type} for n in range(CLIENTS)]
-    digests = [hashlib.sha256(data).hexdigest() for data in files]
+    headers = [{**practice.headers_of(n), "Content-Type": form.content_type} for n in range(CLIENTS * len(batches))]
 
-    def send(client: int, connection: Connection, number: int, data: bytes) -> str | None:
-        referral = practice.referral_ids[number // PER_REFERRAL]
-        status, body = connection.request("POST", f"/api/v1/referrals/{referral}/images", headers[client],
-                                          [form.prefix, data, form.suffix])
-        if status != 201:
-            return f"file {number}: HTTP {status} {body[:200]!r}"
-        if json.loads(body)["sha256"] != digests[number]:
-            return f"file {number}: the server's SHA-256 differs from the file's"
-        return None
+    digests: dict[int, list[str]] = {}
 
-    return Target("referral server", server.base, send, lambda: [server.pid, *server.child.children()],
-                  lambda: backend_pids(database_url))
+    def sender(batch: int, files: list[bytes]) -> Sender:
+        first_referral = sum(per_batch[:batch])
+        if batch not in digests:  # hashed once, outside the timed passes
+            digests[batch] = [hashlib.sha256(data).hexdigest() for data in files]
+        expected = digests[batch]
+
+        def send(client: int, connection: Connection, number: int, data: bytes) -> str | None:
+            referral = practice.referral_ids[first_referral + number // PER_REFERRAL]
+            status, body = connection.request("POST", f"/api/v1/referrals/{referral}/images",
+                                              headers[batch * CLIENTS + client], [form.prefix, data, form.suffix])
+            if status != 201:
+                return f"file {number}: HTTP {status} {body[:200]!r}"
+            if json.loads(body)["sha256"] != expected[number]:
+                return f"file {number}: the server's SHA-256 differs from the file's"
+            return None
+        return send
+
+    return Target("referral server", server.base, sender, lambda: [server.pid, *server.child.children()],
+                  lambda: backend_pids(database_url), lambda: wait_for_previews(database_url))
 
 
-def _orthanc(stack: ExitStack, run: Run) -> Target:
-    server = stack.enter_context(orthanc_server(run.workdir))
+def orthanc_target(stack: ExitStack, run: Run, name: str = "orthanc") -> Target:
+    server = stack.enter_context(orthanc_server(run.workdir, name))
     headers = {"Content-Type": "application/dicom"}
 
     def send(_client: int, connection: Connection, number: int, data: bytes) -> str | None:
@@ -159,10 +204,10 @@ def _orthanc(stack: ExitStack, run: Run) -> Target:
             return f"file {number}: Orthanc answered {answer.get('Status')}"
         return None
 
-    return Target("Orthanc", server.base, send, lambda: [server.pid])
+    return Target("Orthanc", server.base, lambda _batch, _files: send, lambda: [server.pid])
 
 
-def _orthanc_instances(base: str) -> int:
+def orthanc_instances(base: str) -> int:
     connection = Connection(base)
     try:
         status, statistics = connection.json("GET", "/statistics", {})
@@ -173,51 +218,91 @@ def _orthanc_instances(base: str) -> int:
     return int(statistics["CountInstances"])
 
 
-def run(run: Run) -> None:
-    heading("1. Intake throughput against Orthanc")
-    count = 40 if run.quick else 160
-    rounds = 2 if run.quick else 4
-    files = list(radiographs(count + WARM_UP, FILE_MB, per_study=PER_REFERRAL))
+def distinct_files(count: int, megabytes: float) -> list[bytes]:
+    files = list(radiographs(count, megabytes, per_study=PER_REFERRAL))
     if len({hashlib.sha256(data).digest() for data in files}) != len(files):
         raise BenchError("the generated files are not all distinct")
-    average_mb = sum(len(data) for data in files[:count]) / count / MB
-    line("files (distinct intra-oral DICOM)", count)
-    line("file size", average_mb, "MB")
+    return files
+
+
+def take_turns(targets: list[Target], batch: int, files: list[bytes], count: int, rounds: int) -> None:
+    """Both servers receive the same files, round by round, turn about, so that whatever else this shared
+    machine does meanwhile weighs on both alike; dirty pages are flushed before each turn."""
+    size = count // rounds
+    for number in range(rounds):
+        for target in targets:
+            os.sync()
+            target.measure(batch, files, range(number * size, (number + 1) * size))
+
+
+def cost_row(megabytes: float, ours: Pass, orthanc: Pass) -> dict[str, Any]:
+    ours_ms = ours.cpu_ms_per_image + ours.database_cpu_ms_per_image
+    return {
+        "file_mb": round(ours.file_mb, 2),
+        "nominal_mb": megabytes,
+        "images": ours.files,
+        "ours_images_per_s": round(ours.images_per_s, 2),
+        "ours_cpu_ms_per_image": round(ours.cpu_ms_per_image, 1),
+        "ours_database_cpu_ms_per_image": round(ours.database_cpu_ms_per_image, 1),
+        "ours_cpu_ms_per_mb": round(ours_ms / ours.file_mb, 2),
+        "orthanc_images_per_s": round(orthanc.images_per_s, 2),
+        "orthanc_cpu_ms_per_image": round(orthanc.cpu_ms_per_image, 1),
+        "orthanc_cpu_ms_per_mb": round(orthanc.cpu_ms_per_image / orthanc.file_mb, 2),
+    }
+
+
+def run(run: Run) -> None:
+    heading("1. Intake throughput and cost against Orthanc")
+    sizes = QUICK_SIZES if run.quick else SIZES
     line("concurrent clients", CLIENTS)
     line("gunicorn WEB_CONCURRENCY x threads", f"{WEB_CONCURRENCY} x 4")
-    line("rounds, taking turns", f"{rounds} of {count // rounds} files each, to each server")
+    line("files per size (distinct intra-oral DICOM)",
+         ", ".join(f"{mb:g} MB: {count} in {rounds} rounds" for mb, (count, rounds, _) in sizes.items()))
+    sent_to_orthanc = 0
     with ExitStack() as stack:
-        targets = [_ours(stack, run, files), _orthanc(stack, run)]
-        for target in targets:
-            warm = _send_all(target.base, files, target.send, range(count, count + WARM_UP))
-            if warm.errors:
-                raise BenchError(f"warm-up uploads to {target.name} failed: {warm.errors[:3]}")
-        # Both servers receive the same files, round by round, turn about, so that whatever else this
-        # shared machine does meanwhile weighs on both alike; dirty pages are flushed before each turn.
-        size = count // rounds
-        for number in range(rounds):
+        targets = [_ours(stack, run, [count + warm for count, _, warm in sizes.values()]), orthanc_target(stack, run)]
+        for batch, (megabytes, (count, rounds, warm)) in enumerate(sizes.items()):
+            files = distinct_files(count + warm, megabytes)
             for target in targets:
-                os.sync()
-                batch = range(number * size, (number + 1) * size)
-                target.passes.append(_send_all(target.base, files, target.send, batch, target.pids,
-                                               target.database_pids))
-        stored = _orthanc_instances(targets[1].base)
-    ours, orthanc = (target.total() for target in targets)
-    for target, total in zip(targets, (ours, orthanc), strict=True):
-        if total.errors:
-            raise BenchError(f"{len(total.errors)} uploads to the {target.name} failed: {total.errors[:3]}")
-    if stored != rounds * size + WARM_UP:
-        raise BenchError(f"Orthanc holds {stored} instances, {rounds * size + WARM_UP} were sent")
-    line("referral server (PostgreSQL, local folder)", ours.images_per_s, "images/s")
+                target.warm(batch, files, range(count, count + warm))
+            take_turns(targets, batch, files, count, rounds)
+            sent_to_orthanc += (count // rounds) * rounds + warm
+            del files
+        stored = orthanc_instances(targets[1].base)
+    if stored != sent_to_orthanc:
+        raise BenchError(f"Orthanc holds {stored} instances, {sent_to_orthanc} were sent")
+    totals: dict[float, tuple[Pass, Pass]] = {}
+    for batch, megabytes in enumerate(sizes):
+        ours, orthanc = (total(target.passes[batch]) for target in targets)
+        for target, result in zip(targets, (ours, orthanc), strict=True):
+            if result.errors:
+                raise BenchError(f"{len(result.errors)} {megabytes:g} MB uploads to the {target.name} failed: "
+                                 f"{result.errors[:3]}")
+        totals[megabytes] = (ours, orthanc)
+
+    ours, orthanc = totals[HEADLINE_MB]
+    line(f"{HEADLINE_MB:g} MB files: referral server (PostgreSQL, local folder)", ours.images_per_s, "images/s")
     line("", ours.mb_per_s, "MB/s")
     line("", f"{ours.cpu_ms_per_image:.1f} + {ours.database_cpu_ms_per_image:.1f}",
          "ms CPU per image (gunicorn + PostgreSQL)")
     line("Orthanc (REST POST /instances)", orthanc.images_per_s, "images/s")
     line("", orthanc.mb_per_s, "MB/s")
     line("", orthanc.cpu_ms_per_image, "ms CPU per image")
+    small, small_orthanc = totals[SMALL_MB]
+    line(f"{SMALL_MB:g} MB files: referral server", small.images_per_s, "images/s")
+    line("Orthanc", small_orthanc.images_per_s, "images/s")
+    table = [cost_row(megabytes, *pair) for megabytes, pair in totals.items()]
+    line("cost per image and per MB", "ours = gunicorn + PostgreSQL CPU; Orthanc's own CPU")
+    line("   MB    images   ours ms/image   ours ms/MB   Orthanc ms/image   Orthanc ms/MB", "")
+    for row in table:
+        ours_image = row["ours_cpu_ms_per_image"] + row["ours_database_cpu_ms_per_image"]
+        line(f"   {row['file_mb']:<6g}{row['images']:>6}   {ours_image:>13.1f}   {row['ours_cpu_ms_per_mb']:>10.2f}"
+             f"   {row['orthanc_cpu_ms_per_image']:>16.1f}   {row['orthanc_cpu_ms_per_mb']:>13.2f}", "")
+    line("waited after the answers for previews drawn after them",
+         f"{sum(pair[0].settle_seconds for pair in totals.values()):.1f}", "s (CPU counted, time not)")
     run.record(
         intake_files=ours.files,
-        intake_file_mb=round(average_mb, 2),
+        intake_file_mb=round(ours.file_mb, 2),
         intake_clients=CLIENTS,
         intake_ours_images_per_s=round(ours.images_per_s, 2),
         intake_ours_mb_per_s=round(ours.mb_per_s, 1),
@@ -229,6 +314,13 @@ def run(run: Run) -> None:
         intake_cpu_per_image_ratio=round(
             (ours.cpu_ms_per_image + ours.database_cpu_ms_per_image) / orthanc.cpu_ms_per_image, 2),
         intake_vs_orthanc_ratio=round(ours.images_per_s / orthanc.images_per_s, 3),
+        intake_small_files=small.files,
+        intake_small_file_mb=round(small.file_mb, 2),
+        intake_small_ours_images_per_s=round(small.images_per_s, 2),
+        intake_small_orthanc_images_per_s=round(small_orthanc.images_per_s, 2),
+        intake_small_vs_orthanc_ratio=round(small.images_per_s / small_orthanc.images_per_s, 3),
+        intake_cost_table=table,
     )
-    line("CPU per image, ours / Orthanc's", run.results["intake_cpu_per_image_ratio"])
-    run.target("intake_vs_orthanc_ratio", ">=", 1.0)
+    line(f"CPU per {HEADLINE_MB:g} MB image, ours / Orthanc's", run.results["intake_cpu_per_image_ratio"])
+    run.target("intake_vs_orthanc_ratio", ">=", 0.7)
+    run.target("intake_small_vs_orthanc_ratio", ">=", 0.5)

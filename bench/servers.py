@@ -1,6 +1,6 @@
 """The servers a benchmark measures, each started on a free loopback port and always stopped: the referral
 server and a bare Flask app under the project's gunicorn configuration, Orthanc with a private configuration,
-and fresh PostgreSQL databases that are dropped afterwards."""
+moto's S3 server for the direct-to-storage path, and fresh PostgreSQL databases that are dropped afterwards."""
 
 from __future__ import annotations
 
@@ -9,16 +9,18 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import boto3
 import psycopg
 from sqlalchemy.orm import Session
 
-from bench.common import BenchError, Child, free_port, wait_until_ready
+from bench.common import BenchError, Child, free_port, http_status, wait_until_ready
 from referral.cli import upgrade_database
 from referral.config import normalize_database_url
 from referral.db import make_engine
@@ -97,7 +99,10 @@ class Server:
 
 
 def _gunicorn_env(port: int, extra: dict[str, str]) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key not in ("QUICK", "MAKEFLAGS", "MFLAGS")}
+    # No AWS_* variable is inherited: a server that stores in S3 is pointed at moto by moto_env() only, so a
+    # benchmark can never reach a real account.
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("QUICK", "MAKEFLAGS", "MFLAGS") and not key.startswith("AWS_")}
     env.update({
         "BIND": f"127.0.0.1:{port}",
         "WEB_CONCURRENCY": WEB_CONCURRENCY,
@@ -181,19 +186,96 @@ def floor_server(workdir: Path, database_url: str) -> Iterator[Server]:
         child.stop()
 
 
+def pending_previews(database_url: str) -> int:
+    """Images of this database whose previews are still to be drawn after their upload's answer."""
+    url = database_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(url, connect_timeout=5) as connection:
+        row = connection.execute("SELECT count(*) FROM images WHERE preview_state = 'pending'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def wait_for_previews(database_url: str, timeout: float = 300.0) -> float:
+    """Wait until every preview deferred past its upload's answer (PREVIEWS_AFTER_ANSWER=busy, the default,
+    when a process's drawing slots are all taken) is drawn, so that the CPU read afterwards includes it and
+    none of it spills into the other server's turn. Returns the seconds waited."""
+    started = time.monotonic()
+    while pending_previews(database_url):
+        if time.monotonic() - started > timeout:
+            raise BenchError(f"previews still pending after {timeout:.0f} s")
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
+S3_REGION = "us-east-1"
+S3_BUCKET = "bench-images"
+# The fake identity moto accepts (as in tests/support/s3server.py).
+MOTO_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+@dataclass
+class S3Server:
+    endpoint: str
+    child: Child
+
+    @property
+    def pid(self) -> int:
+        return self.child.pid
+
+    def env(self) -> dict[str, str]:
+        """What the referral server needs to store in this moto server's bucket (moto's fake identity)."""
+        return {
+            "STORAGE_URL": f"s3://{S3_BUCKET}/bench",
+            **MOTO_CREDENTIALS,
+            "AWS_DEFAULT_REGION": S3_REGION,
+            "AWS_ENDPOINT_URL_S3": self.endpoint,
+        }
+
+
+@contextmanager
+def moto_server(workdir: Path) -> Iterator[S3Server]:
+    """moto's S3 server (``python -m moto.server``) in a process of its own on a free loopback port, with the
+    bucket the referral server stores in, as the tests use it (tests/support/s3server.py) but out of process,
+    so that its CPU is not counted as the referral server's."""
+    port = free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    child = Child("moto", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                  env=env, log=workdir / "moto.log")
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while http_status("127.0.0.1", port, "/moto-api/") is None:
+            if not child.alive():
+                raise BenchError(f"moto exited during start-up:\n{child.log_tail()}")
+            if time.monotonic() > deadline:
+                raise BenchError(f"moto was not ready within 60 s:\n{child.log_tail()}")
+            time.sleep(0.2)
+        client = boto3.session.Session().client("s3", endpoint_url=endpoint, region_name=S3_REGION,
+                                                aws_access_key_id=MOTO_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                                                aws_secret_access_key=MOTO_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
+        try:
+            client.create_bucket(Bucket=S3_BUCKET)
+        finally:
+            client.close()
+        yield S3Server(endpoint, child)
+    finally:
+        child.stop()
+
+
 def orthanc_binary() -> str | None:
     return shutil.which("Orthanc") or next(
         (path for path in ("/usr/sbin/Orthanc", "/usr/bin/Orthanc") if Path(path).exists()), None)
 
 
 @contextmanager
-def orthanc_server(workdir: Path) -> Iterator[Server]:
-    """Our own Orthanc: a temporary configuration and storage folder, a free loopback HTTP port, no DICOM
-    listener, no plugins. A system service of the Debian package, if any runs, is neither used nor touched."""
+def orthanc_server(workdir: Path, name: str = "orthanc") -> Iterator[Server]:
+    """Our own Orthanc: a temporary configuration and storage folder of its own (``name``, one per benchmark,
+    so that each starts empty), a free loopback HTTP port, no DICOM listener, no plugins. A system service of
+    the Debian package, if any runs, is neither used nor touched."""
     binary = orthanc_binary()
     if binary is None:
         raise BenchError("Orthanc is not installed (bench/setup.sh installs the Debian package 'orthanc')")
-    folder = workdir / "orthanc"
+    folder = workdir / name
     (folder / "storage").mkdir(parents=True, exist_ok=True)
     (folder / "index").mkdir(exist_ok=True)
     port = free_port()
@@ -218,7 +300,7 @@ def orthanc_server(workdir: Path) -> Iterator[Server]:
     config_path = folder / "orthanc.json"
     config_path.write_text(json.dumps(config, indent=2))
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(folder), "LANG": "C.UTF-8"}
-    child = Child("orthanc", [binary, str(config_path)], env=env, log=workdir / "orthanc.log", cwd=folder)
+    child = Child(name, [binary, str(config_path)], env=env, log=workdir / f"{name}.log", cwd=folder)
     try:
         wait_until_ready(child, port, "/system")
         yield Server(f"http://127.0.0.1:{port}", port, child)
