@@ -81,7 +81,7 @@ def test_an_image_stored_before_previews_existed_says_its_preview_is_unavailable
 def test_the_openapi_document_lists_the_preview_statuses(riverside: Practice):
     spec = riverside.staff.get("/api/openapi.json").get_json()
     field = spec["components"]["schemas"]["Image"]["properties"]["preview_status"]
-    assert field["enum"] == ["ready", "pending", "unavailable"]
+    assert field["enum"] == ["ready", "pending", "failed", "unavailable"]
 
 
 def _tool(name: str) -> str:

@@ -68,7 +68,7 @@ def test_a_full_referral_writes_no_name_birth_date_or_file_name_to_any_log(
         raise RuntimeError(detail)
 
     with monkeypatch.context() as patched:
-        patched.setattr(intake, "render_previews", failing_previews)
+        patched.setattr(intake, "render_previews_if_free", failing_previews)
         broken = upload(staff, riverside, referral_id, _dicom(), filename=filename, teeth="19")
     accepted = upload(staff, riverside, referral_id, _dicom(), filename=filename, teeth="19")
     logging.getLogger("referral.careless").info("stored", extra={"patient_name": f"{FIRST} {LAST}"})
