@@ -175,6 +175,9 @@ def content_disposition(filename: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
 
 
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
 class HashingReader:
     """Wraps the caller's stream so size and SHA-256 are computed from the very bytes written.
 
@@ -185,11 +188,15 @@ class HashingReader:
     It reports itself as not seekable, so nothing can rewind it and hash the same bytes twice.
     """
 
-    def __init__(self, source: BinaryIO, expected_size: int | None = None) -> None:
+    def __init__(self, source: BinaryIO, expected_size: int | None = None, known_sha256: str | None = None) -> None:
         if expected_size is not None and (isinstance(expected_size, bool) or expected_size < 0):
             raise ValueError("size must be a non-negative number of bytes")
+        if known_sha256 is not None and not _SHA256_HEX.fullmatch(known_sha256):
+            raise ValueError("a known SHA-256 is 64 lowercase hex digits")
         self._source = source
         self._expected = expected_size
+        # A digest the caller computed of exactly these bytes as they arrived: they are counted, not hashed again.
+        self._known = known_sha256
         self._hash = hashlib.sha256()
         self._size = 0
         self._eof = False
@@ -199,7 +206,7 @@ class HashingReader:
         return self._size
 
     def hexdigest(self) -> str:
-        return self._hash.hexdigest()
+        return self._known if self._known is not None else self._hash.hexdigest()
 
     def readable(self) -> bool:
         return True
@@ -239,7 +246,8 @@ class HashingReader:
         # Fail as soon as the stream overruns, rather than after uploading the surplus.
         if self._expected is not None and self._size > self._expected:
             raise SizeMismatch(f"stream holds more than the {self._expected} bytes announced")
-        self._hash.update(data)
+        if self._known is None:
+            self._hash.update(data)
 
     def result(self, key: str) -> StoredObject:
         return StoredObject(key=key, size=self._size, sha256=self.hexdigest())
@@ -271,10 +279,13 @@ class Storage(abc.ABC):
     backend: str
 
     @abc.abstractmethod
-    def put(self, key: str, stream: BinaryIO, *, content_type: str, size: int | None = None) -> StoredObject:
+    def put(self, key: str, stream: BinaryIO, *, content_type: str, size: int | None = None,
+            sha256: str | None = None) -> StoredObject:
         """Store the stream's bytes under a new key. ``size``, when given, is the exact length the
-        stream must hold (SizeMismatch otherwise). Raises ObjectExists if the key is taken; after
-        any failure nothing is stored under the key."""
+        stream must hold (SizeMismatch otherwise). ``sha256``, when given, is the digest the caller
+        already computed of exactly these bytes (an upload hashed as it was spooled): it is returned
+        as the object's digest and the bytes are not hashed a second time. Raises ObjectExists if
+        the key is taken; after any failure nothing is stored under the key."""
 
     @abc.abstractmethod
     def open(self, key: str) -> BinaryIO:

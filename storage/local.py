@@ -98,11 +98,12 @@ class LocalStorage(Storage):
 
     # -- Storage ---------------------------------------------------------------------------------
 
-    def put(self, key: str, stream: BinaryIO, *, content_type: str, size: int | None = None) -> StoredObject:
+    def put(self, key: str, stream: BinaryIO, *, content_type: str, size: int | None = None,
+            sha256: str | None = None) -> StoredObject:
         path = self._path(key)
         # The content type is not kept: the application records it alongside the key.
         validate_content_type(content_type)
-        reader = HashingReader(stream, size)
+        reader = HashingReader(stream, size, sha256)
         # Fail before reading a possibly large stream when the answer is already known; the
         # link below is what actually guarantees no overwrite.
         if path.is_dir():

@@ -307,10 +307,11 @@ class S3Storage(Storage):
 
     # -- Storage ---------------------------------------------------------------------------------
 
-    def put(self, key: str, stream: BinaryIO, *, content_type: str, size: int | None = None) -> StoredObject:
+    def put(self, key: str, stream: BinaryIO, *, content_type: str, size: int | None = None,
+            sha256: str | None = None) -> StoredObject:
         full_key = self._full_key(key)
         validate_content_type(content_type)
-        reader = HashingReader(stream, size)
+        reader = HashingReader(stream, size, sha256)
         # Cheap early refusal before streaming anything; the conditional write is what makes the
         # refusal hold when two writers race.
         if self._head(full_key, key) is not None:

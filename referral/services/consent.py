@@ -92,7 +92,8 @@ def store_form(session: Session, store: Storage, actor: Actor, referral_id: uuid
         raise Conflict(f"Consent cannot be changed on a referral that is {referral.status.value}")
     content_type = _content_type(upload)
     key = f"consent/{referral.organization_id}/{referral.id}/{new_id()}"
-    put_object(session, store, key, upload.stream, content_type=content_type, size=upload.size)
+    put_object(session, store, key, upload.stream, content_type=content_type, size=upload.size,
+               sha256=upload.sha256)
     replaced = referral.consent_form_key
     referral.consent_form_key = key
     referral.consent_form_content_type = content_type

@@ -411,7 +411,8 @@ def _file_received(session: Session, store: Storage, peer: Peer, received: Recei
         raise StoreRefused(STATUS_REFUSED_FILE, "unsupported_file", _plain(exc)) from None
     image_id = new_id()
     original = intake.put_object(session, store, intake.image_key(referral, image_id), received.upload.stream,
-                                 content_type=admission.inspection.content_type, size=received.upload.size)
+                                 content_type=admission.inspection.content_type, size=received.upload.size,
+                                 sha256=received.upload.sha256)
     intake.file_image(session, store, actor, admission, image_id=image_id, original=original,
                       sop_instance_uid=received.sop_instance_uid, captured_by_confirmed=provider is not None,
                       audit_details={"via": "dicom", "device_id": str(peer.device_id)})

@@ -661,7 +661,8 @@ def _file(session: Session, store: Storage, actor: Actor, upload: intake.Upload,
         admission = intake.admit(session, actor, referral, fields, upload)
         image_id = new_id()
         original = intake.put_object(session, store, intake.image_key(referral, image_id), upload.stream,
-                                     content_type=admission.inspection.content_type, size=upload.size)
+                                     content_type=admission.inspection.content_type, size=upload.size,
+                                     sha256=upload.sha256)
         image = intake.file_image(session, store, actor, admission, image_id=image_id, original=original,
                                   sop_instance_uid=header.sop_instance_uid, captured_by_confirmed=confirmed)
     except UnsupportedMediaType as exc:

@@ -300,10 +300,11 @@ def image_key(referral: Referral, image_id: uuid.UUID) -> str:
 
 
 def put_object(session: Session, store: Storage, key: str, stream: BinaryIO, *, content_type: str,
-               size: int) -> StoredObject:
-    """Write an object for the current transaction: it is deleted again unless the transaction commits."""
+               size: int, sha256: str | None = None) -> StoredObject:
+    """Write an object for the current transaction: it is deleted again unless the transaction commits.
+    ``sha256``: the digest already computed of these very bytes, so the store does not hash them again."""
     stream.seek(0)
-    stored = store.put(key, stream, content_type=content_type, size=size)
+    stored = store.put(key, stream, content_type=content_type, size=size, sha256=sha256)
     keep_if_committed(session, store, key)
     return stored
 
@@ -410,8 +411,9 @@ def intake_image(
     require_uploadable(actor, referral)
     admission = admit(session, actor, referral, fields, upload)
     image_id = new_id()
+    # Hashed once, as it was spooled: the store counts the bytes without hashing them again.
     original = put_object(session, store, image_key(referral, image_id), upload.stream,
-                          content_type=admission.inspection.content_type, size=upload.size)
+                          content_type=admission.inspection.content_type, size=upload.size, sha256=upload.sha256)
     image = file_image(session, store, actor, admission, image_id=image_id, original=original)
     if claimed is not None:
         idempotency.complete(claimed, 201, image.id)

@@ -347,7 +347,8 @@ def _file_image(session: Session, store: Storage, actor: Actor, referral: Referr
         admission = intake.admit(session, actor, referral, parse(dict(row.fields)), upload)
         image_id = new_id()
         original = intake.put_object(session, store, intake.image_key(referral, image_id), upload.stream,
-                                     content_type=admission.inspection.content_type, size=upload.size)
+                                     content_type=admission.inspection.content_type, size=upload.size,
+                                     sha256=upload.sha256)
         return intake.file_image(session, store, actor, admission, image_id=image_id, original=original,
                                  audit_details={"via": "tus", "upload_id": str(row.id)})
 

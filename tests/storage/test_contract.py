@@ -334,3 +334,28 @@ def test_an_aborted_multipart_upload_leaves_nothing(store: Storage) -> None:
     store.abort_multipart("tus/a/b/gone", upload_id)  # twice is not an error
 
     assert list(store.keys("tus/")) == []
+
+
+def test_a_digest_the_caller_already_computed_is_kept_and_the_bytes_are_not_hashed_again(store: Storage) -> None:
+    data = b"spooled and hashed once " * 4096
+    known = hashlib.sha256(data).hexdigest()
+    stored = store.put("known/digest.bin", io.BytesIO(data), content_type=CONTENT_TYPE, size=len(data),
+                       sha256=known)
+    assert (stored.sha256, stored.size) == (known, len(data))
+    assert read_back(store, "known/digest.bin") == (len(data), known)
+    # The store takes the caller's word for it: handed another digest, it returns that one, having computed none.
+    other = hashlib.sha256(b"what the caller claims").hexdigest()
+    claimed = store.put("known/claimed.bin", io.BytesIO(data), content_type=CONTENT_TYPE, sha256=other)
+    assert claimed.sha256 == other
+    assert read_back(store, "known/claimed.bin") == (len(data), known)
+
+
+def test_a_known_digest_still_counts_the_bytes_and_must_be_well_formed(store: Storage) -> None:
+    data = b"twelve bytes"
+    with pytest.raises(SizeMismatch):
+        store.put("known/short.bin", io.BytesIO(data), content_type=CONTENT_TYPE, size=len(data) + 1,
+                  sha256=hashlib.sha256(data).hexdigest())
+    assert not store.exists("known/short.bin")
+    with pytest.raises(ValueError, match="SHA-256"):
+        store.put("known/bad.bin", io.BytesIO(data), content_type=CONTENT_TYPE, sha256="not-a-digest")
+    assert not store.exists("known/bad.bin")

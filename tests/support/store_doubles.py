@@ -16,8 +16,9 @@ class DelegatingStore(Storage):
         self.inner = inner
         self.backend = inner.backend
 
-    def put(self, key: str, stream: BinaryIO, *, content_type: str, size: int | None = None) -> StoredObject:
-        return self.inner.put(key, stream, content_type=content_type, size=size)
+    def put(self, key: str, stream: BinaryIO, *, content_type: str, size: int | None = None,
+            sha256: str | None = None) -> StoredObject:
+        return self.inner.put(key, stream, content_type=content_type, size=size, sha256=sha256)
 
     def open(self, key: str) -> BinaryIO:
         return self.inner.open(key)
@@ -63,10 +64,11 @@ class FlakyStore(DelegatingStore):
         self.after_put: Callable[[str], None] | None = None
         self.failed_deletes: list[str] = []
 
-    def put(self, key: str, stream: BinaryIO, *, content_type: str, size: int | None = None) -> StoredObject:
+    def put(self, key: str, stream: BinaryIO, *, content_type: str, size: int | None = None,
+            sha256: str | None = None) -> StoredObject:
         if self.fail_puts:
             raise StorageUnavailable("injected: store refuses writes")
-        stored = self.inner.put(key, stream, content_type=content_type, size=size)
+        stored = self.inner.put(key, stream, content_type=content_type, size=size, sha256=sha256)
         if self.after_put is not None:
             self.after_put(key)
         return stored
