@@ -221,13 +221,25 @@ def _native_frame(source: BinaryIO, info: DicomInfo, location: PixelDataLocation
         values = np.stack(planes, axis=-1)
     else:
         row_bytes = columns * samples * item
-        # Copies, so that only the kept samples of each row stay in memory, not the rows they came from.
-        lines = [np.frombuffer(reader.read(row * row_bytes, row_bytes), dtype).reshape(columns, samples)[::step]
-                 .copy() for row in kept_rows]
-        values = np.stack(lines)
+        if step == 1:
+            # Every row is kept: read bands of rows at once (far fewer reads, memory still one band at a time).
+            band = max(1, _BAND_BYTES // max(row_bytes, 1))
+            bands = [np.frombuffer(reader.read(first * row_bytes, (stop - first) * row_bytes), dtype)
+                     .reshape(stop - first, columns, samples)
+                     for first, stop in ((first, min(first + band, rows)) for first in range(0, rows, band))]
+            values = np.concatenate(bands) if len(bands) > 1 else bands[0].copy()
+        else:
+            # Copies, so that only the kept samples of each row stay in memory, not the rows they came from.
+            lines = [np.frombuffer(reader.read(row * row_bytes, row_bytes), dtype).reshape(columns, samples)[::step]
+                     .copy() for row in kept_rows]
+            values = np.stack(lines)
         if samples == 1:
             values = values[..., 0]
     return _stored_values(values, info, bits), photometric
+
+
+# Bytes of pixel data read at once when every row of a native frame is kept.
+_BAND_BYTES = 1 << 20
 
 
 class _RowReader:
