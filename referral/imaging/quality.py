@@ -84,12 +84,15 @@ class Measurements:
 def measure(image: Image.Image, *, width: int | None = None, height: int | None = None) -> Measurements:
     """The measurements of ``image`` (any mode; read as 8-bit grey). ``width`` and ``height`` are the original's
     size when ``image`` is a reduced copy."""
-    grey = np.asarray(image if image.mode == "L" else image.convert("L"), dtype=np.float32)
-    p5, p95 = (float(v) for v in np.percentile(grey, (5, 95)))
+    levels = np.asarray(image if image.mode == "L" else image.convert("L"), dtype=np.uint8)
+    p5, p95 = _percentiles(np.bincount(levels.ravel(), minlength=256), (5, 95))
     edge = laplacian_variance = 0.0
-    if grey.shape[0] >= 3 and grey.shape[1] >= 3:
-        steps = np.concatenate((np.abs(np.diff(grey, axis=0)).ravel(), np.abs(np.diff(grey, axis=1)).ravel()))
-        edge = float(np.percentile(steps, 99.9))
+    if levels.shape[0] >= 3 and levels.shape[1] >= 3:
+        wide = levels.astype(np.int16)
+        steps = (np.bincount(np.abs(np.diff(wide, axis=0)).ravel(), minlength=256)
+                 + np.bincount(np.abs(np.diff(wide, axis=1)).ravel(), minlength=256))
+        edge = _percentiles(steps, (99.9,))[0]
+        grey = levels.astype(np.float32)
         laplacian = (grey[:-2, 1:-1] + grey[2:, 1:-1] + grey[1:-1, :-2] + grey[1:-1, 2:]
                      - 4 * grey[1:-1, 1:-1])
         laplacian_variance = float(laplacian.var())
@@ -97,6 +100,23 @@ def measure(image: Image.Image, *, width: int | None = None, height: int | None 
                         width=width if width is not None else image.width,
                         height=height if height is not None else image.height,
                         picture_width=image.width, picture_height=image.height)
+
+
+def _percentiles(counts: np.ndarray, wanted: tuple[float, ...]) -> tuple[float, ...]:
+    """``np.percentile`` (linear interpolation) of the values 0..len(counts)-1 held ``counts`` times each, read
+    from their histogram: the same figures as sorting the pixels, without sorting millions of them."""
+    total = int(counts.sum())
+    if total == 0:
+        return tuple(0.0 for _ in wanted)
+    ends = np.cumsum(counts)  # the value at sorted position k is the first v with ends[v] > k
+    found = []
+    for q in wanted:
+        position = q / 100 * (total - 1)
+        low = int(np.floor(position))
+        high = min(low + 1, total - 1)
+        below, above = (int(np.searchsorted(ends, k, side="right")) for k in (low, high))
+        found.append(float(below + (above - below) * (position - low)))
+    return tuple(found)
 
 
 def _blurred(measured: Measurements, limits: Limits) -> bool:
