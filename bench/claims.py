@@ -13,6 +13,7 @@ from decimal import Decimal
 
 from bench.common import BenchError, heading, line, median
 from bench.context import Run
+from referral.billing.amend import with_attachment_control_number
 from referral.billing.engine import generate_claims
 from referral.billing.model import (
     Address,
@@ -101,7 +102,10 @@ def process(facts: VisitFacts, control: int) -> tuple[int, int]:
     number of claims and of claim lines."""
     claims = generate_claims(facts, load_profile(facts.coverage.payer_id if facts.coverage else None))
     lines = 0
-    for claim in claims:
+    for generated in claims:
+        # As the server numbers a claim's attachment package before the claim may be sent.
+        claim = (with_attachment_control_number(generated, f"PKG{control:09d}") if generated.attachments
+                 else generated)
         problems = validate_837d(_export(claim, control))
         if problems:
             raise BenchError(f"referral {facts.referral_id}: the 837D does not validate: {problems[:3]}")

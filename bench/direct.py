@@ -2,24 +2,29 @@
 
 Each image takes the server's presigned path (docs/api.md, "Direct-to-storage uploads"): ``POST
 /api/v1/referrals/{id}/images/uploads`` hands out a form, the client POSTs the form and the file to moto's S3
-server over HTTP, then ``POST complete_url`` has the server copy the object, read the copy, check it and draw
-its previews. The same files go to Orthanc's ``POST /instances``, taking turns. Only the gunicorn processes'
-CPU (master and workers) is counted for ours, not S3's (moto's is printed apart), nor PostgreSQL's
-(printed apart too): ``direct_intake_cpu_vs_orthanc_ratio`` is Orthanc's CPU per image over that.
+server over HTTP, then ``POST complete_url`` has the server copy the object, read the copy and check it. Its
+previews are left to the worker: once the rounds are over, ``flask worker --once`` draws them and its CPU is
+printed apart. The same files go to Orthanc's ``POST /instances``, taking turns. Only the gunicorn processes'
+CPU (master and workers) is counted for ours, not S3's (moto's is printed apart), nor PostgreSQL's (printed
+apart too), nor the worker's: ``direct_intake_cpu_vs_orthanc_ratio`` is Orthanc's CPU per image over that.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import resource
+import subprocess
+import sys
 import threading
+import time
 import uuid
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from bench.common import BenchError, cpu_by_process, cpu_used, heading, line
+from bench.common import ROOT, BenchError, cpu_by_process, cpu_used, heading, line
 from bench.context import Run
 from bench.intake import (
     CLIENTS,
@@ -39,9 +44,9 @@ from bench.servers import (
     backend_pids,
     fresh_database,
     moto_server,
+    pending_previews,
     platform_admin_token,
     referral_server,
-    wait_for_previews,
 )
 from bench.world import CAPTURED_AT, Connection, Practice, make_practice
 
@@ -60,7 +65,7 @@ def _form_body(fields: dict[str, str], data: bytes) -> tuple[str, list[bytes | P
     return f"multipart/form-data; boundary={boundary}", pieces
 
 
-def _ours(stack: ExitStack, run: Run, s3: S3Server, files: int) -> Target:
+def _ours(stack: ExitStack, run: Run, s3: S3Server, files: int) -> tuple[Target, dict[str, str], str]:
     database_url = stack.enter_context(fresh_database("direct"))
     admin_token = platform_admin_token(database_url)
     server = stack.enter_context(referral_server(run.workdir, database_url, name="direct-server",
@@ -109,8 +114,34 @@ def _ours(stack: ExitStack, run: Run, s3: S3Server, files: int) -> Target:
             connection.close()
 
     stack.callback(close_store_connections)
-    return Target("referral server, direct to S3", server.base, sender, lambda: [server.pid, *server.child.children()],
-                  lambda: backend_pids(database_url), lambda: wait_for_previews(database_url))
+    # Previews of direct uploads are the worker's (docs/imaging.md): nothing to wait for in the app tier's turn.
+    target = Target("referral server, direct to S3", server.base, sender,
+                    lambda: [server.pid, *server.child.children()], lambda: backend_pids(database_url), lambda: 0.0)
+    return target, server.env, database_url
+
+
+def _drain_with_worker(env: dict[str, str], database_url: str, timeout: float = 600.0) -> tuple[float, int]:
+    """Run ``flask worker --once`` until no preview is pending: the CPU seconds its passes spent drawing (children's
+    rusage, less each pass's start-up, measured by one more pass with nothing left to do) and the number of images
+    it drew."""
+    pending = pending_previews(database_url)
+
+    def one_pass() -> float:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--once"], cwd=ROOT, env=env,
+                       check=True, capture_output=True, timeout=timeout)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+    started = time.monotonic()
+    spent, passes = 0.0, 0
+    while pending_previews(database_url):
+        if time.monotonic() - started > timeout:
+            raise BenchError(f"the worker left previews pending after {timeout:.0f} s")
+        spent += one_pass()
+        passes += 1
+    idle = one_pass()
+    return max(spent - passes * idle, 0.0), pending
 
 
 def run(run: Run) -> None:
@@ -125,13 +156,15 @@ def run(run: Run) -> None:
     line("per image", "start -> POST form and file to moto's S3 server -> complete")
     with ExitStack() as stack:
         s3 = stack.enter_context(moto_server(run.workdir))
-        targets = [_ours(stack, run, s3, count + WARM_UP), orthanc_target(stack, run, "direct-orthanc")]
+        ours_target, worker_env, database_url = _ours(stack, run, s3, count + WARM_UP)
+        targets = [ours_target, orthanc_target(stack, run, "direct-orthanc")]
         for target in targets:
             target.warm(0, files, range(count, count + WARM_UP))
         s3_before = cpu_by_process([s3.pid])
         take_turns(targets, 0, files, count, rounds)
         s3_cpu = cpu_used(s3_before, cpu_by_process([s3.pid]))
         stored = orthanc_instances(targets[1].base)
+        worker_cpu, drawn = _drain_with_worker(worker_env, database_url)
     sent = (count // rounds) * rounds
     if stored != sent + WARM_UP:
         raise BenchError(f"Orthanc holds {stored} instances, {sent + WARM_UP} were sent")
@@ -145,6 +178,8 @@ def run(run: Run) -> None:
     line("", ours.cpu_ms_per_image, "ms CPU per image, gunicorn (counted)")
     line("", ours.database_cpu_ms_per_image, "ms CPU per image, PostgreSQL (not counted)")
     line("", s3_cpu * 1000 / ours.files, "ms CPU per image, moto's S3 server (not counted)")
+    line("previews drawn afterwards by `flask worker`", drawn, "images")
+    line("", worker_cpu * 1000 / max(drawn, 1), "ms CPU per image, the worker's drawing (not the app tier)")
     line("Orthanc (REST POST /instances)", orthanc.images_per_s, "images/s")
     line("", orthanc.cpu_ms_per_image, "ms CPU per image")
     run.record(
@@ -154,6 +189,7 @@ def run(run: Run) -> None:
         direct_intake_ours_cpu_ms_per_image=round(ours.cpu_ms_per_image, 1),
         direct_intake_ours_database_cpu_ms_per_image=round(ours.database_cpu_ms_per_image, 1),
         direct_intake_s3_cpu_ms_per_image=round(s3_cpu * 1000 / ours.files, 1),
+        direct_intake_worker_cpu_ms_per_image=round(worker_cpu * 1000 / max(drawn, 1), 1),
         direct_intake_orthanc_images_per_s=round(orthanc.images_per_s, 2),
         direct_intake_orthanc_cpu_ms_per_image=round(orthanc.cpu_ms_per_image, 1),
         direct_intake_cpu_vs_orthanc_ratio=round(orthanc.cpu_ms_per_image / ours.cpu_ms_per_image, 3),

@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import boto3
@@ -92,6 +92,7 @@ class Server:
     base: str
     port: int
     child: Child
+    env: dict[str, str] = field(default_factory=dict)  # the server's environment, for its commands (the worker)
 
     @property
     def pid(self) -> int:
@@ -135,7 +136,7 @@ def referral_server(workdir: Path, database_url: str, *, name: str = "referral",
     try:
         wait_until_ready(child, port, "/readyz")
         profiler = _profiler(child, name, workdir)
-        yield Server(f"http://127.0.0.1:{port}", port, child)
+        yield Server(f"http://127.0.0.1:{port}", port, child, env)
     finally:
         if profiler is not None:
             profiler.interrupt()
