@@ -36,10 +36,11 @@ class FailingStore(DelegatingStore):
         self.fail_puts = False
         self.fail_suffix: str | None = None
 
-    def put(self, key: str, stream: BinaryIO, *, content_type: str, size: int | None = None) -> StoredObject:
+    def put(self, key: str, stream: BinaryIO, *, content_type: str, size: int | None = None,
+            sha256: str | None = None) -> StoredObject:
         if self.fail_puts or (self.fail_suffix is not None and key.endswith(self.fail_suffix)):
             raise StorageUnavailable("injected failure")
-        return self.inner.put(key, stream, content_type=content_type, size=size)
+        return self.inner.put(key, stream, content_type=content_type, size=size, sha256=sha256)
 
 
 @pytest.fixture

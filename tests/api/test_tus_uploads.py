@@ -8,7 +8,6 @@ import base64
 import hashlib
 import io
 import json
-import threading
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -21,7 +20,6 @@ import sqlalchemy as sa
 from flask import Flask
 from tusclient import client as tus_client
 from tusclient.exceptions import TusCommunicationError
-from werkzeug.serving import make_server
 
 from referral.config import Settings
 from referral.db import utcnow
@@ -29,6 +27,7 @@ from referral.models import AuditEvent, Image, TusUpload, TusUploadStatus
 from referral.services import integrity, tus_uploads
 from tests.support import samples
 from tests.support.api import CAPTURED_AT, new_referral, ready_referral, submit
+from tests.support.live import served
 from tests.support.settings import make_settings
 from tests.support.world import Practice
 
@@ -46,15 +45,8 @@ def app_settings(tmp_path: Path, database_url: str) -> Settings:
 
 @pytest.fixture
 def server_url(app: Flask) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="tus-test-server", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()
+    with served(app, name="tus-test-server") as url:
+        yield url
 
 
 def image_fields(practice: Practice, **overrides: str) -> dict[str, str]:

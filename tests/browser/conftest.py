@@ -10,14 +10,14 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
-from werkzeug.serving import make_server
+
+from tests.support.live import served
 
 REQUIRE_BROWSER = os.environ.get("REQUIRE_BROWSER") == "1"
 SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR")
@@ -32,15 +32,8 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def server_url(app: Flask) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="browser-test-server", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()
+    with served(app, name="browser-test-server") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -2,33 +2,25 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 from flask import Flask
 from pydicom.uid import generate_uid
-from werkzeug.serving import make_server
 
 from tests.support import samples
 from tests.support.api import new_referral, upload
 from tests.support.dicomweb import STUDY_DATE, radiograph
+from tests.support.live import served
 from tests.support.world import Practice, Reader, World
 
 
 @pytest.fixture
 def dicomweb_url(app: Flask) -> Iterator[str]:
     """The app on a loopback port of its own, one request at a time; the DICOMweb base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=False)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/dicomweb"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()
+    with served(app, threaded=False, name="dicomweb-test-server") as url:
+        yield f"{url}/dicomweb"
 
 
 @pytest.fixture

@@ -3,31 +3,23 @@ referral to signed report and claims."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 import pytest
 from flask import Flask
-from werkzeug.serving import make_server
 
 from tests.support import samples
 from tests.support.api import draft_body, ready_referral, submit, upload
 from tests.support.fhir import SignedCase
+from tests.support.live import served
 from tests.support.world import Practice, Reader, World
 
 
 @pytest.fixture
 def fhir_base(app: Flask) -> Iterator[str]:
     """The app on a loopback port of its own, one request at a time; the read API's base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=False)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/fhir/R4"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()
+    with served(app, threaded=False, name="fhir-test-server") as url:
+        yield f"{url}/fhir/R4"
 
 
 
