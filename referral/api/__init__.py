@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 import swagger_ui_bundle
+from apispec import APISpec
 from flask import Blueprint, Flask, Response, jsonify, send_from_directory
 from flask_smorest import Api
+from flask_smorest.spec import openapi_cli
 
 from referral.http.context import db_session, object_store
 from storage import StorageError
@@ -66,6 +70,38 @@ def swagger_assets(filename: str) -> Response:
     return send_from_directory(_SWAGGER_ASSETS, filename, max_age=3600)
 
 
+class _OnceDocumentedApi(Api):
+    """flask-smorest's Api with the OpenAPI document built once per process. The document depends only on the code
+    and on the OpenAPI settings, yet building it converts every schema of every operation, most of the time it takes
+    to make an app; an app made again in the same process (the test suite makes thousands, a command-line call one
+    each) registers the same views and shares the first app's finished document."""
+
+    _documents: ClassVar[dict[str, tuple[APISpec, Any, Any]]] = {}
+
+    def _document_key(self) -> str:
+        return json.dumps({name: self._app.config.get(name) for name in _OPENAPI_CONFIG}, sort_keys=True, default=str)
+
+    def _init_spec(self, **kwargs: Any) -> None:
+        kept = self._documents.get(self._document_key())
+        self._reusing = kept is not None
+        if kept is None:
+            super()._init_spec(**kwargs)
+            return
+        self.spec, self.flask_plugin, self.ma_plugin = kept
+        self._app.cli.add_command(openapi_cli)
+
+    def register_blueprint(self, blp: Any, *, parameters: Any = None, **options: Any) -> None:
+        if not self._reusing:
+            super().register_blueprint(blp, parameters=parameters, **options)
+            return
+        self._app.extensions["flask-smorest"]["blp_name_to_api"][options.get("name", blp.name)] = self
+        self._app.register_blueprint(blp, **options)
+
+    def keep_document(self) -> None:
+        """Called once every documented blueprint is registered: later apps reuse this document."""
+        self._documents.setdefault(self._document_key(), (self.spec, self.flask_plugin, self.ma_plugin))
+
+
 def register_api(app: Flask) -> None:
     from referral.api import (
         audit,
@@ -89,11 +125,12 @@ def register_api(app: Flask) -> None:
     )
 
     app.config.update(_OPENAPI_CONFIG)
-    api = Api(app)
+    api = _OnceDocumentedApi(app)
     for module in (organizations, patients, referrals, images, audit, webhooks, reports, documents, fhir, claims,
                    messages, me, turnaround,
                    denials, emergency):
         api.register_blueprint(module.blp, url_prefix=API_PREFIX)
+    api.keep_document()
     app.register_blueprint(ops)
     # The FHIR read API speaks FHIR, not the JSON API's dialect, so it stays out of the OpenAPI document.
     app.register_blueprint(fhir_rest.blp)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -39,6 +40,27 @@ def test_the_openapi_document_describes_the_contract(client):
     upload = spec["paths"]["/api/v1/referrals/{referral_id}/images"]["post"]
     assert "multipart/form-data" in upload["requestBody"]["content"]
     assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+
+
+def _api(app: Flask) -> Any:
+    return app.extensions["flask-smorest"]["apis"][""]["ext_obj"]
+
+
+def test_an_app_made_again_in_the_same_process_serves_the_same_document_and_every_route(app: Flask, tmp_path):
+    """The OpenAPI document is built once per process; a second app shares it and still registers each view."""
+    first = app.test_client().get("/api/openapi.json").get_json()
+    again = create_app(make_settings(tmp_path / "again", f"sqlite:///{tmp_path / 'again.db'}"),
+                       store=LocalStorage(tmp_path / "again-objects"))
+    try:
+        assert again.test_client().get("/api/openapi.json").get_json() == first
+        assert _api(again).spec is _api(app).spec  # shared, not converted again
+        assert sorted(rule.rule for rule in again.url_map.iter_rules()) == sorted(
+            rule.rule for rule in app.url_map.iter_rules())
+        assert again.extensions["flask-smorest"]["blp_name_to_api"].keys() == \
+            app.extensions["flask-smorest"]["blp_name_to_api"].keys()
+        assert "openapi" in again.cli.commands
+    finally:
+        again.extensions["referral.engine"].dispose()
 
 
 def test_the_docs_page_and_its_assets_are_served_locally(client):
