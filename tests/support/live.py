@@ -19,7 +19,7 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 class _InFlight:
-    """WSGI middleware counting requests from their start until their response is closed."""
+    """WSGI middleware counting requests from their start until their response is sent or closed."""
 
     def __init__(self, app: WSGIApp) -> None:
         self.app = app
@@ -47,12 +47,24 @@ class _InFlight:
 
 
 class _Closing:
+    """A response body that reports itself done once it has been sent whole or closed, whichever comes first.
+
+    The development server closes a body only after draining whatever the client sent next on the connection, which
+    can wait for as long as the browser keeps the connection open; by then the app has nothing left to do."""
+
     def __init__(self, body: Iterable[bytes], done: Callable[[], None]) -> None:
         self.body = body
-        self.done = done
+        self._done = done
+        self._reported = False
+
+    def done(self) -> None:
+        if not self._reported:
+            self._reported = True
+            self._done()
 
     def __iter__(self) -> Iterator[bytes]:
-        return iter(self.body)
+        yield from self.body
+        self.done()
 
     def close(self) -> None:
         try:
