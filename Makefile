@@ -43,12 +43,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# Two worker processes by default (the suite's fixtures give each its own database, S3 server and browser);
+# Two worker processes by default (the suite's fixtures give each its own database, S3 server and browser); a
+# worker that runs out of tests takes some of the other's, so a few long tests at the end do not leave one idle.
 # PYTEST_WORKERS=0 runs it in one process.
 PYTEST_WORKERS ?= 2
 
 pytest: $(STAMP)
-	$(BIN)/pytest -n $(PYTEST_WORKERS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal
 
 test: lint typecheck pytest
 
