@@ -287,23 +287,27 @@ def _read_exactly(stream: BinaryIO, length: int) -> bytes:
 class RangeReader(io.RawIOBase):
     """A seekable, read-only file over one object that fetches only the ranges read from it.
 
-    Reads are served from one window fetched with ``open_range``; a read outside it fetches the next
-    window, which doubles each time (up to ``largest``), so a reader that keeps going costs few requests.
-    ``fetched`` counts the bytes taken from the store. Reads return every byte asked for up to the end
-    of the object, as a file does.
+    What is read from the start on is kept (up to ``keep`` bytes), so reading a header twice, as a
+    scanner and then a parser do, fetches it once; each further fetch from there doubles, so a reader
+    that keeps going costs few requests, and a short skip forward is fetched with what follows it
+    rather than as a request of its own. A read far beyond that is served from one window of its own.
+    ``fetched`` counts the bytes taken from the store and ``requests`` the ranges asked for. Reads
+    return every byte asked for up to the end of the object, as a file does.
     """
 
     def __init__(self, store: Storage, key: str, size: int, *, first: int = 64 * 1024,
-                 largest: int = 8 * 1024 * 1024) -> None:
+                 keep: int = 8 * 1024 * 1024) -> None:
         super().__init__()
         validate_range(size, first)
         self._store = store
         self._key = key
         self._size = size
-        self._window = max(first, 1)
-        self._largest = max(largest, self._window)
-        self._buffer = b""
-        self._buffer_start = 0
+        self._first = max(first, 1)
+        self._window = self._first
+        self._keep = keep
+        self._prefix = bytearray()
+        self._far = b""
+        self._far_start = 0
         self._position = 0
         self.fetched = 0
         self.requests = 0
@@ -328,26 +332,43 @@ class RangeReader(io.RawIOBase):
         view = memoryview(buffer).cast("B")
         done = 0
         while done < len(view) and self._position < self._size:
-            offset = self._position - self._buffer_start
-            if not 0 <= offset < len(self._buffer):
-                self._fill(len(view) - done)
-                offset = 0
-            chunk = self._buffer[offset:offset + len(view) - done]
+            wanted = len(view) - done
+            chunk = self._held(wanted)
+            if not chunk:
+                self._fetch(wanted)
+                continue
             view[done:done + len(chunk)] = chunk
             done += len(chunk)
             self._position += len(chunk)
         return done
 
-    def _fill(self, wanted: int) -> None:
-        length = min(max(wanted, self._window), self._size - self._position)
-        data = self._store.open_range(self._key, self._position, length)
+    def _held(self, wanted: int) -> bytes:
+        position = self._position
+        if position < len(self._prefix):
+            return bytes(self._prefix[position:position + wanted])
+        offset = position - self._far_start
+        if 0 <= offset < len(self._far):
+            return self._far[offset:offset + wanted]
+        return b""
+
+    def _fetch(self, wanted: int) -> None:
+        position, end = self._position, len(self._prefix)
+        if end < self._keep and position - end < self._window:
+            length = min(max(self._window, position + wanted - end), self._size - end)
+            self._prefix += self._get(end, length)
+            self._window = min(self._window * 2, self._keep)
+        else:
+            length = min(max(self._first, wanted), self._size - position)
+            self._far, self._far_start = self._get(position, length), position
+
+    def _get(self, start: int, length: int) -> bytes:
+        data = self._store.open_range(self._key, start, length)
         if len(data) < length:
             # The object is shorter than the size it was opened with: it changed, or the store lost bytes.
             raise StorageError(f"object under {self._key!r} ended before the size it was opened with")
-        self._buffer, self._buffer_start = data, self._position
         self.fetched += len(data)
         self.requests += 1
-        self._window = min(self._window * 2, self._largest)
+        return data
 
 
 class _Joined:
