@@ -291,7 +291,8 @@ class RangeReader(io.RawIOBase):
     scanner and then a parser do, fetches it once; each further fetch from there doubles, so a reader
     that keeps going costs few requests, and a short skip forward is fetched with what follows it
     rather than as a request of its own. A read far beyond that is served from one window of its own.
-    ``fetched`` counts the bytes taken from the store and ``requests`` the ranges asked for. Reads
+    ``fetched`` counts the bytes taken from the store and ``requests`` the ranges asked for; ``failure``
+    keeps the store's error, for a caller whose parser reports any failure to read as damage. Reads
     return every byte asked for up to the end of the object, as a file does.
     """
 
@@ -311,6 +312,7 @@ class RangeReader(io.RawIOBase):
         self._position = 0
         self.fetched = 0
         self.requests = 0
+        self.failure: StorageError | None = None
 
     def readable(self) -> bool:
         return True
@@ -362,10 +364,14 @@ class RangeReader(io.RawIOBase):
             self._far, self._far_start = self._get(position, length), position
 
     def _get(self, start: int, length: int) -> bytes:
-        data = self._store.open_range(self._key, start, length)
-        if len(data) < length:
-            # The object is shorter than the size it was opened with: it changed, or the store lost bytes.
-            raise StorageError(f"object under {self._key!r} ended before the size it was opened with")
+        try:
+            data = self._store.open_range(self._key, start, length)
+            if len(data) < length:
+                # The object is shorter than the size it was opened with: it changed, or the store lost bytes.
+                raise StorageError(f"object under {self._key!r} ended before the size it was opened with")
+        except StorageError as exc:
+            self.failure = exc
+            raise
         self.fetched += len(data)
         self.requests += 1
         return data

@@ -234,7 +234,14 @@ def _admit_verified_dicom(session: Session, store: Storage, actor: Actor, referr
     size = header.seek(0, io.SEEK_END)
     header.seek(0)
     upload = intake.Upload(stream=cast(BinaryIO, header), size=size, sha256=sha256, filename=declared.filename)
-    image = _admit_and_file(session, store, actor, referral, fields, upload, image_id, key)
+    try:
+        image = _admit_and_file(session, store, actor, referral, fields, upload, image_id, key)
+    except _FILE_REFUSALS:
+        if header.failure is not None:
+            # The DICOM reader reports any failure to read as a damaged file; the store's failure is the truth,
+            # and the file must not be refused (and deleted) for it.
+            raise header.failure from None
+        raise
     log.info("direct upload checked from its header: %d of %d bytes read", header.fetched, size)
     return image
 

@@ -5,6 +5,7 @@ multipart POST over HTTP to the moto server."""
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import re
@@ -708,3 +709,43 @@ def test_a_store_that_vouches_for_no_digest_has_the_file_read_whole_and_hashed(
     assert right.status_code == 201, right.get_json()
     assert len(reads.opened) == 1
     assert reads.ranged == 0
+
+
+@pytest.mark.parametrize("failing", ["scanning", "parsing"])
+def test_a_store_outage_while_the_header_is_read_answers_503_and_the_upload_can_be_completed_again(
+        app: Flask, riverside: Practice, monkeypatch: pytest.MonkeyPatch, failing: str):
+    def long_header(ds: Any) -> None:
+        # Two long values, so that a reader keeping only its first window has to fetch between them again.
+        ds.add_new(0x00091010, "OB", b"\x01" * (150 * 1024))
+        ds.add_new(0x00091011, "OB", b"\x02" * (150 * 1024))
+
+    referral_id = new_referral(riverside)
+    data = samples.dicom_bytes(rows=256, columns=256, mutate=long_header)
+    form = started_with_digest(riverside.staff, referral_id, data)
+    post_form(form, data)
+    store = app.extensions["referral.storage"]
+    ranged = store.open_range
+    starts: list[int] = []
+
+    def failing_range(key: str, start: int, length: int) -> bytes:
+        # "scanning": the second range, asked for by the header scan. "parsing": the first range asked for
+        # again, which is pydicom reading the header after the scan, when the reader keeps only its first
+        # window; pydicom reports any failure to read as a damaged file.
+        again = start in starts
+        starts.append(start)
+        if (failing == "scanning" and len(starts) > 1) or (failing == "parsing" and again):
+            raise StorageUnavailable("injected failure")
+        return bytes(ranged(key, start, length))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(store, "open_range", failing_range)
+        if failing == "parsing":
+            patch.setattr(direct_uploads, "RangeReader",
+                          functools.partial(direct_uploads.RangeReader, keep=direct_uploads.HEADER_RANGE))
+        outage = complete(riverside.staff, riverside, form, data)
+
+    assert outage.status_code == 503, outage.get_json()
+    assert pending_row(app, form["upload_id"]).status == PendingUploadStatus.PENDING
+    assert objects(app, "images/") == []
+    retried = complete(riverside.staff, riverside, form, data)
+    assert retried.status_code == 201, retried.get_json()

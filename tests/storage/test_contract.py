@@ -423,3 +423,15 @@ def test_a_range_reader_over_an_object_shorter_than_its_size_refuses_to_pretend(
 
     with RangeReader(store, "ranges/short", 100) as reader, pytest.raises(StorageError):
         reader.read(50)
+
+
+def test_a_range_reader_keeps_the_stores_failure_for_its_caller(store: Storage) -> None:
+    store.put("ranges/gone", io.BytesIO(b"0123456789" * 10), content_type=CONTENT_TYPE)
+    reader = RangeReader(store, "ranges/gone", 100, first=10)
+    assert reader.read(5) == b"01234"
+    store.delete("ranges/gone")
+
+    with reader, pytest.raises(ObjectNotFound):
+        reader.read(50)
+
+    assert isinstance(reader.failure, ObjectNotFound)
