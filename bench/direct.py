@@ -1,8 +1,9 @@
 """Direct-to-storage intake against Orthanc: the app tier's CPU per image when the bytes go straight to S3.
 
 Each image takes the server's presigned path (docs/api.md, "Direct-to-storage uploads"): ``POST
-/api/v1/referrals/{id}/images/uploads`` hands out a form, the client POSTs the form and the file to moto's S3
-server over HTTP, then ``POST complete_url`` has the server copy the object, read the copy and check it. Its
+/api/v1/referrals/{id}/images/uploads`` with the file's SHA-256 hands out a form, the client POSTs the form and the
+file to moto's S3 server over HTTP, then ``POST complete_url`` has the server copy the object (S3 computing the
+copy's SHA-256) and check the DICOM header of the copy in ranged reads, without downloading the pixels. Its
 previews are left to the worker: once the rounds are over, ``flask worker --once`` draws them and its CPU is
 printed apart. The same files go to Orthanc's ``POST /instances``, taking turns. Only the gunicorn processes'
 CPU (master and workers) is counted for ours, not S3's (moto's is printed apart), nor PostgreSQL's (printed
@@ -85,8 +86,9 @@ def _ours(stack: ExitStack, run: Run, s3: S3Server, files: int) -> tuple[Target,
                 to_store = store_connections.setdefault(client, Connection(s3.endpoint))
             headers = {**practice.headers_of(client), "Content-Type": "application/json"}
             referral = practice.referral_ids[number // PER_REFERRAL]
-            status, body = connection.request("POST", f"/api/v1/referrals/{referral}/images/uploads",
-                                              practice.headers_of(client), [])
+            declared = json.dumps({"sha256": digests[number]}).encode()
+            status, body = connection.request("POST", f"/api/v1/referrals/{referral}/images/uploads", headers,
+                                              [declared])
             if status != 201:
                 return f"file {number}: start: HTTP {status} {body[:200]!r}"
             form: dict[str, Any] = json.loads(body)
@@ -153,7 +155,7 @@ def run(run: Run) -> None:
     line("concurrent clients", CLIENTS)
     line("gunicorn WEB_CONCURRENCY x threads", f"{WEB_CONCURRENCY} x 4")
     line("rounds, taking turns", f"{rounds} of {count // rounds} files each, to each server")
-    line("per image", "start -> POST form and file to moto's S3 server -> complete")
+    line("per image", "start (declaring the SHA-256) -> POST form and file to moto's S3 server -> complete")
     with ExitStack() as stack:
         s3 = stack.enter_context(moto_server(run.workdir))
         ours_target, worker_env, database_url = _ours(stack, run, s3, count + WARM_UP)

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import abc
 import hashlib
+import io
 import re
 import unicodedata
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, cast
 from urllib.parse import quote
 
 MAX_KEY_LENGTH = 512
@@ -48,6 +49,16 @@ class PresignedPost:
     url: str
     fields: dict[str, str]
     expires_at: datetime  # never later than the expiry signed into the form's policy
+
+
+@dataclass(frozen=True)
+class ObjectHead:
+    """What the store can say about an object without reading it."""
+
+    size: int
+    # Lowercase hex SHA-256 that the store itself computed or verified over the stored bytes; None where it
+    # cannot vouch for one (a folder on disk, an S3 object stored without a SHA-256 checksum).
+    sha256: str | None = None
 
 
 class StorageError(Exception):
@@ -178,6 +189,18 @@ def content_disposition(filename: str) -> str:
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
+def validate_sha256(sha256: str) -> str:
+    if not isinstance(sha256, str) or not _SHA256_HEX.fullmatch(sha256):
+        raise ValueError("a SHA-256 is 64 lowercase hex digits")
+    return sha256
+
+
+def validate_range(start: int, length: int) -> None:
+    for name, value in (("start", start), ("length", length)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be a non-negative whole number of bytes")
+
+
 class HashingReader:
     """Wraps the caller's stream so size and SHA-256 are computed from the very bytes written.
 
@@ -253,6 +276,107 @@ class HashingReader:
         return StoredObject(key=key, size=self._size, sha256=self.hexdigest())
 
 
+def _read_exactly(stream: BinaryIO, length: int) -> bytes:
+    pieces: list[bytes] = []
+    while length > 0 and (data := stream.read(length)):
+        pieces.append(bytes(data))
+        length -= len(data)
+    return b"".join(pieces)
+
+
+class RangeReader(io.RawIOBase):
+    """A seekable, read-only file over one object that fetches only the ranges read from it.
+
+    What is read from the start on is kept (up to ``keep`` bytes), so reading a header twice, as a
+    scanner and then a parser do, fetches it once; each further fetch from there doubles, so a reader
+    that keeps going costs few requests, and a short skip forward is fetched with what follows it
+    rather than as a request of its own. A read far beyond that is served from one window of its own.
+    ``fetched`` counts the bytes taken from the store and ``requests`` the ranges asked for; ``failure``
+    keeps the store's error, for a caller whose parser reports any failure to read as damage. Reads
+    return every byte asked for up to the end of the object, as a file does.
+    """
+
+    def __init__(self, store: Storage, key: str, size: int, *, first: int = 64 * 1024,
+                 keep: int = 8 * 1024 * 1024) -> None:
+        super().__init__()
+        validate_range(size, first)
+        self._store = store
+        self._key = key
+        self._size = size
+        self._first = max(first, 1)
+        self._window = self._first
+        self._keep = keep
+        self._prefix = bytearray()
+        self._far = b""
+        self._far_start = 0
+        self._position = 0
+        self.fetched = 0
+        self.requests = 0
+        self.failure: StorageError | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
+        if base + offset < 0:
+            raise ValueError("negative seek position")
+        self._position = base + offset
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        done = 0
+        while done < len(view) and self._position < self._size:
+            wanted = len(view) - done
+            chunk = self._held(wanted)
+            if not chunk:
+                self._fetch(wanted)
+                continue
+            view[done:done + len(chunk)] = chunk
+            done += len(chunk)
+            self._position += len(chunk)
+        return done
+
+    def _held(self, wanted: int) -> bytes:
+        position = self._position
+        if position < len(self._prefix):
+            return bytes(self._prefix[position:position + wanted])
+        offset = position - self._far_start
+        if 0 <= offset < len(self._far):
+            return self._far[offset:offset + wanted]
+        return b""
+
+    def _fetch(self, wanted: int) -> None:
+        position, end = self._position, len(self._prefix)
+        if end < self._keep and position - end < self._window:
+            length = min(max(self._window, position + wanted - end), self._size - end)
+            self._prefix += self._get(end, length)
+            self._window = min(self._window * 2, self._keep)
+        else:
+            length = min(max(self._first, wanted), self._size - position)
+            self._far, self._far_start = self._get(position, length), position
+
+    def _get(self, start: int, length: int) -> bytes:
+        try:
+            data = self._store.open_range(self._key, start, length)
+            if len(data) < length:
+                # The object is shorter than the size it was opened with: it changed, or the store lost bytes.
+                raise StorageError(f"object under {self._key!r} ended before the size it was opened with")
+        except StorageError as exc:
+            self.failure = exc
+            raise
+        self.fetched += len(data)
+        self.requests += 1
+        return data
+
+
 class _Joined:
     """Several readable streams read one after the other, as one."""
 
@@ -319,16 +443,37 @@ class Storage(abc.ABC):
         """A download URL valid for at most 300 seconds, or None where the backend has none.
         The URL is issued without checking that the object exists."""
 
-    def presign_post(self, key: str, *, max_bytes: int, content_type: str, expires_in: int) -> PresignedPost:
+    def presign_post(self, key: str, *, max_bytes: int, content_type: str, expires_in: int,
+                     sha256: str | None = None) -> PresignedPost:
         """A form that lets a client put one object of 1 to ``max_bytes`` bytes under ``key``, with the
         given Content-Type, for at most 900 seconds. Until it expires the form can be used again and
-        replace what it wrote, so callers copy the object elsewhere before trusting it.
+        replace what it wrote, so callers copy the object elsewhere before trusting it. With ``sha256``
+        the form also pins the file's digest, for a store that refuses a body whose digest differs.
         Backends that cannot sign forms raise PresignNotSupported."""
         validate_key(key)
         validate_max_bytes(max_bytes)
         validate_content_type(content_type)
         validate_post_expiry(expires_in)
+        if sha256 is not None:
+            validate_sha256(sha256)
         raise PresignNotSupported(f"{type(self).__name__} cannot issue upload forms")
+
+    def head(self, key: str) -> ObjectHead:
+        """The object's size and, where the store vouches for it, its SHA-256 (ObjectNotFound if there is
+        none). This default vouches for nothing."""
+        return ObjectHead(size=self.size(key))
+
+    def open_range(self, key: str, start: int, length: int) -> bytes:
+        """Up to ``length`` bytes of the object from byte ``start``: fewer at its end, none past it
+        (ObjectNotFound if there is no object). This default reads through the object's start."""
+        validate_range(start, length)
+        with self.open(key) as stream:
+            while start > 0:
+                skipped = len(stream.read(min(start, 1024 * 1024)))
+                if not skipped:
+                    return b""
+                start -= skipped
+            return _read_exactly(stream, length)
 
     def copy(self, source: str, destination: str) -> None:
         """Store the bytes of ``source`` under the new key ``destination`` (ObjectNotFound if the

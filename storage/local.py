@@ -27,6 +27,7 @@ from .base import (
     validate_expiry,
     validate_key,
     validate_prefix,
+    validate_range,
 )
 
 _CHUNK = 1024 * 1024
@@ -192,6 +193,19 @@ class LocalStorage(Storage):
             os.close(fd)
             raise ObjectNotFound(f"no object under {key!r}")
         return os.fdopen(fd, "rb")
+
+    def open_range(self, key: str, start: int, length: int) -> bytes:
+        validate_range(start, length)
+        with self.open(key) as stream:
+            stream.seek(start)
+            pieces: list[bytes] = []
+            try:
+                while length > 0 and (data := stream.read(length)):
+                    pieces.append(data)
+                    length -= len(data)
+            except OSError as exc:
+                raise StorageUnavailable(_describe(exc, "cannot read file in storage root")) from exc
+            return b"".join(pieces)
 
     @staticmethod
     def _stat(path: Path) -> os.stat_result | None:

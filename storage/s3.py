@@ -6,6 +6,8 @@ StorageError family before it leaves here.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import collections
 import contextlib
 import io
@@ -25,6 +27,7 @@ from .base import (
     MAX_URL_EXPIRY_SECONDS,
     HashingReader,
     ObjectExists,
+    ObjectHead,
     ObjectNotFound,
     PresignedPost,
     Storage,
@@ -39,6 +42,8 @@ from .base import (
     validate_max_bytes,
     validate_post_expiry,
     validate_prefix,
+    validate_range,
+    validate_sha256,
 )
 from .breaker import CircuitBreaker
 
@@ -150,6 +155,19 @@ def _translated(key: str | None = None, breaker: CircuitBreaker | None = None) -
         raise
     if breaker is not None:
         breaker.succeeded()
+
+
+def _full_object_sha256(head: dict[str, Any]) -> str | None:
+    """The hex SHA-256 of the whole object from a HeadObject answer with checksums, if S3 has one."""
+    value = head.get("ChecksumSHA256")
+    if not value or head.get("ChecksumType", "FULL_OBJECT") != "FULL_OBJECT":
+        return None
+    try:
+        digest = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        # A composite checksum ("<base64>-<parts>") is not the digest of the bytes.
+        return None
+    return digest.hex() if len(digest) == 32 else None
 
 
 class _BodyReader(io.RawIOBase):
@@ -297,10 +315,10 @@ class S3Storage(Storage):
             # S3 Bucket Keys cut KMS calls (and cost) per object by orders of magnitude.
             params.setdefault("BucketKeyEnabled", True)
 
-    def _head(self, full_key: str, key: str) -> dict[str, Any] | None:
+    def _head(self, full_key: str, key: str, **extra: str) -> dict[str, Any] | None:
         try:
             with _translated(key, self.breaker):
-                response: dict[str, Any] = self.client.head_object(Bucket=self.bucket, Key=full_key)
+                response: dict[str, Any] = self.client.head_object(Bucket=self.bucket, Key=full_key, **extra)
         except ObjectNotFound:
             return None
         return response
@@ -355,6 +373,36 @@ class S3Storage(Storage):
             raise ObjectNotFound(f"no object under {key!r}")
         return int(head["ContentLength"])
 
+    def head(self, key: str) -> ObjectHead:
+        """Size, and the SHA-256 S3 keeps with the object when it was given or asked to compute one: S3
+        refuses a body whose digest differs from the one sent with it, and computes the digest of a copy
+        itself (``copy``). A checksum of parts (a multipart upload's) is not the file's digest and is not
+        reported."""
+        head = self._head(self._full_key(key), key, ChecksumMode="ENABLED")
+        if head is None:
+            raise ObjectNotFound(f"no object under {key!r}")
+        return ObjectHead(size=int(head["ContentLength"]), sha256=_full_object_sha256(head))
+
+    def open_range(self, key: str, start: int, length: int) -> bytes:
+        full_key = self._full_key(key)
+        validate_range(start, length)
+        if length == 0:
+            return b""
+        with _translated(key, self.breaker):
+            try:
+                response = self.client.get_object(Bucket=self.bucket, Key=full_key,
+                                                  Range=f"bytes={start}-{start + length - 1}")
+            except ClientError as exc:
+                # 416: the range starts past the end of the object, which holds no bytes there.
+                if _error_details(exc)[0] == "InvalidRange":
+                    return b""
+                raise
+            body = response["Body"]
+            try:
+                return bytes(body.read())
+            finally:
+                body.close()
+
     def last_modified(self, key: str) -> datetime:
         head = self._head(self._full_key(key), key)
         if head is None:
@@ -387,12 +435,19 @@ class S3Storage(Storage):
             )
         return url
 
-    def presign_post(self, key: str, *, max_bytes: int, content_type: str, expires_in: int) -> PresignedPost:
+    def presign_post(self, key: str, *, max_bytes: int, content_type: str, expires_in: int,
+                     sha256: str | None = None) -> PresignedPost:
         full_key = self._full_key(key)
         validate_max_bytes(max_bytes)
         validate_content_type(content_type)
         validate_post_expiry(expires_in)
         fields = {"Content-Type": content_type}
+        if sha256 is not None:
+            # S3's additional checksum: the store refuses a body whose SHA-256 differs (BadDigest) and keeps
+            # the digest with the object. Pinned by the policy like every other field, so the form cannot be
+            # used with another file.
+            fields["x-amz-checksum-algorithm"] = "SHA256"
+            fields["x-amz-checksum-sha256"] = base64.b64encode(bytes.fromhex(validate_sha256(sha256))).decode()
         # A bucket policy that denies unencrypted puts judges a POST by these form fields, so the form
         # asks for the same encryption as our own puts, and the policy pins them.
         if self.sse:
@@ -412,7 +467,8 @@ class S3Storage(Storage):
                              expires_at=expires_at)
 
     def copy(self, source: str, destination: str) -> None:
-        """A server-side copy (one CopyObject request, so objects up to 5 GiB), encrypted like a put."""
+        """A server-side copy (one CopyObject request, so objects up to 5 GiB), encrypted like a put. S3
+        computes the copy's SHA-256 as it writes it, so ``head`` of the copy can vouch for its bytes."""
         source_key, destination_key = self._full_key(source), self._full_key(destination)
         if self._head(destination_key, destination) is not None:
             raise ObjectExists(f"an object already exists under {destination!r}")
@@ -425,7 +481,7 @@ class S3Storage(Storage):
                     Bucket=self.bucket, Key=destination_key,
                     CopySource={"Bucket": self.bucket, "Key": source_key},
                     # As for puts: a copy that loses a race to the same key fails instead of replacing.
-                    IfNoneMatch="*", **extra,
+                    IfNoneMatch="*", ChecksumAlgorithm="SHA256", **extra,
                 )
         except ObjectExists:
             raise ObjectExists(f"an object already exists under {destination!r}") from None

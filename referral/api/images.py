@@ -18,6 +18,7 @@ from referral.schemas.images import (
     ContentQuerySchema,
     DirectUploadCompleteSchema,
     DirectUploadSchema,
+    DirectUploadStartSchema,
     ImageFileSchema,
     ImageListSchema,
     ImagePatchSchema,
@@ -62,13 +63,16 @@ class ReferralImages(MethodView):
 
 @blp.route("/referrals/<uuid:referral_id>/images/uploads")
 class ReferralImageUploads(MethodView):
+    @blp.arguments(DirectUploadStartSchema, required=False)
     @blp.response(201, DirectUploadSchema)
     @blp.alt_response(409, description="the referral takes no images now, or the server stores images locally "
                                        "and cannot hand out upload forms (send the file to /images instead)")
-    def post(self, referral_id: uuid.UUID) -> Any:
+    def post(self, body: dict[str, Any], referral_id: uuid.UUID) -> Any:
         """Start a direct-to-storage upload of one large image: a form to POST the file to (staff, dentist)"""
+        sha256 = body.get("sha256")
         return direct_uploads.start_upload(db_session(), object_store(), current_actor(), referral_id,
-                                           max_bytes=settings().max_upload_bytes)
+                                           max_bytes=settings().max_upload_bytes,
+                                           sha256=sha256.lower() if sha256 is not None else None)
 
 
 @blp.route("/referrals/<uuid:referral_id>/images/uploads/<uuid:upload_id>/complete")

@@ -170,14 +170,23 @@ class DirectUploadSchema(DumpSchema):
         lambda started: f"/api/v1/referrals/{started.referral_id}/images/uploads/{started.upload_id}/complete")
 
 
+_SHA256 = validate.Regexp(r"^[0-9a-fA-F]{64}\Z", error="Give the SHA-256 as 64 hex digits.")
+
+
+class DirectUploadStartSchema(LoadSchema):
+    """What the client may say about the file before sending it."""
+
+    sha256 = fields.String(validate=_SHA256, metadata={
+        "description": "hex SHA-256 of the file to be sent: the form then takes only a file of this digest (S3 "
+                       "refuses another), and completion can check the file without the app servers reading it"})
+
+
 class DirectUploadCompleteSchema(ImageUploadFormSchema):
     """The direct upload's form fields, as JSON, and what the client says it sent."""
 
     size = fields.Integer(required=True, strict=True, validate=validate.Range(min=1),
                           metadata={"description": "bytes sent to the store"})
-    sha256 = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-fA-F]{64}\Z",
-                                                                   error="Give the SHA-256 as 64 hex digits."),
-                           metadata={"description": "hex SHA-256 of the bytes sent"})
+    sha256 = fields.String(required=True, validate=_SHA256, metadata={"description": "hex SHA-256 of the bytes sent"})
     filename = Text(255, allow_none=True, metadata={"description": "the file's name, kept for display only"})
 
 

@@ -1,10 +1,13 @@
 """Direct-to-storage uploads: a large file travels from the client straight to the object store.
 
-1. ``start_upload`` hands out a presigned POST form for a server-made key under ``uploads/``.
+1. ``start_upload`` hands out a presigned POST form for a server-made key under ``uploads/``; with
+   the file's SHA-256 declared, the form pins it, and S3 refuses a body whose digest differs.
 2. The client POSTs the form fields and the file to the store.
-3. ``complete_upload`` copies the object to an image key, reads the copy once (spooled to a
-   temporary file while it is hashed), and passes it through the same checks and the same code as
-   a direct upload (``intake.admit`` and ``intake.file_image``) before the image row is committed.
+3. ``complete_upload`` copies the object to an image key and passes the copy through the same checks
+   and the same code as a direct upload (``intake.admit`` and ``intake.file_image``) before the image
+   row is committed. Where the store vouches for the copy's SHA-256 (S3 computes it as it copies) and
+   it is the one declared, a DICOM file is read only as far as its header, in ranges; anything else
+   is read once, spooled to a temporary file while it is hashed.
 4. ``sweep_expired_uploads`` (run by the worker) clears the keys of forms that were never completed.
 
 The copy is what keeps images write-once: until it expires, the form can be used again to replace
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import logging
 import tempfile
 import uuid
@@ -37,10 +41,18 @@ from referral.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from referral.imaging.sniff import HEAD_BYTES, ImageFormat, sniff
 from referral.models import IdempotencyRecord, Image, PendingUpload, PendingUploadStatus, Referral
 from referral.services import access, audit, idempotency, intake
 from referral.services.actor import Actor
-from storage import ObjectNotFound, PresignNotSupported, Storage, StorageError, StoredObject
+from storage import (
+    ObjectNotFound,
+    PresignNotSupported,
+    RangeReader,
+    Storage,
+    StorageError,
+    StoredObject,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +64,9 @@ FORM_EXPIRES_IN = 900
 # open this much longer, and the sweep waits as long before it deletes what was sent.
 COMPLETION_GRACE = timedelta(minutes=10)
 _CHUNK = 1024 * 1024
+# The first ranged read of a verified DICOM file: most headers end well before it. A longer header is
+# read on in windows that double each time.
+HEADER_RANGE = 64 * 1024
 # Refusals of the file itself: the upload is spent and what was sent is deleted. Refusals of the
 # form fields (an unknown provider, say) leave it pending, to be completed again with fixed fields.
 _FILE_REFUSALS = (PayloadTooLarge, UnsupportedMediaType, ValidationFailed)
@@ -93,16 +108,17 @@ def pending_key(referral: Referral, upload_id: uuid.UUID) -> str:
 
 
 def start_upload(session: Session, store: Storage, actor: Actor, referral_id: uuid.UUID, *,
-                 max_bytes: int) -> StartedUpload:
+                 max_bytes: int, sha256: str | None = None) -> StartedUpload:
     """An upload form for one image of the referral, for the same people and referral states as a
-    direct upload. Refused with 409 when the store cannot issue forms (local storage)."""
+    direct upload; with ``sha256`` (lowercase hex) the form takes only a file of that digest. Refused
+    with 409 when the store cannot issue forms (local storage)."""
     referral = intake.uploadable_referral(session, actor, referral_id)
     _, user_id = access.membership(actor)
     upload_id = new_id()
     key = pending_key(referral, upload_id)
     try:
         form = store.presign_post(key, max_bytes=max_bytes, content_type=FORM_CONTENT_TYPE,
-                                  expires_in=FORM_EXPIRES_IN)
+                                  expires_in=FORM_EXPIRES_IN, sha256=sha256)
     except PresignNotSupported:
         raise Conflict(
             "Direct uploads need S3 object storage, and this server keeps images in a local folder; send the "
@@ -113,7 +129,8 @@ def start_upload(session: Session, store: Storage, actor: Actor, referral_id: uu
                               storage_key=key, max_bytes=max_bytes, expires_at=form.expires_at))
     audit.record(session, actor, "image_upload.start", object_type="upload", object_id=upload_id,
                  organization_id=referral.organization_id, referral_id=referral.id,
-                 details={"max_bytes": max_bytes, "expires_in": FORM_EXPIRES_IN})
+                 details={"max_bytes": max_bytes, "expires_in": FORM_EXPIRES_IN,
+                          "sha256_declared": sha256 is not None})
     session.commit()
     return StartedUpload(upload_id=upload_id, referral_id=referral.id, url=form.url, form_fields=form.fields,
                          expires_at=form.expires_at, complete_by=form.expires_at + COMPLETION_GRACE,
@@ -185,23 +202,56 @@ def _file_upload(session: Session, store: Storage, actor: Actor, referral: Refer
     except ObjectNotFound:
         raise _nothing_arrived(session, pending) from None
     intake.keep_if_committed(session, store, key)
+    # Re-checked on the copy: the form may have been used again since the size was read.
+    copied = store.head(key)
+    _check_declared_size(copied.size, pending.max_bytes, declared)
+    if copied.sha256 is not None:
+        # The store computed this digest over the copy's bytes: a different one is refused outright.
+        _check_declared_digest(copied.sha256, declared)
+        with RangeReader(store, key, copied.size, first=HEADER_RANGE) as header:
+            if sniff(header.read(HEAD_BYTES)) is ImageFormat.DICOM:
+                image = _admit_verified_dicom(session, store, actor, referral, fields, declared, image_id, key,
+                                              copied.sha256, header)
+                _settle_completed(session, actor, pending, referral, image)
+                return image
+    # Raster formats are checked by decoding them whole, and a store that vouches for no digest leaves the
+    # hashing to us: either way the copy is read once.
     with spool_object(store, key, pending.max_bytes, spool_dir) as spooled:
-        # Re-checked on the copy: the form may have been used again since the size was read.
         _check_declared_size(spooled.size, pending.max_bytes, declared)
-        if spooled.sha256 != declared.sha256:
-            raise _Refused(
-                "The uploaded file's SHA-256 does not match the sha256 declared; it was deleted and nothing "
-                "was stored. Start a new upload and send the file again.",
-                {"sha256": [f"The uploaded file's SHA-256 is {spooled.sha256}."]},
-            )
+        _check_declared_digest(spooled.sha256, declared)
         upload = intake.Upload(stream=spooled.stream, size=spooled.size, sha256=spooled.sha256,
                                filename=declared.filename)
-        # The bytes came straight to the store to spare the app servers: their previews are drawn by the worker.
-        admission = intake.admit(session, actor, referral, fields, upload, drawn_by_worker=True)
-        image = intake.file_image(session, store, actor, admission, image_id=image_id,
-                                  original=StoredObject(key=key, size=spooled.size, sha256=spooled.sha256))
+        image = _admit_and_file(session, store, actor, referral, fields, upload, image_id, key)
     _settle_completed(session, actor, pending, referral, image)
     return image
+
+
+def _admit_verified_dicom(session: Session, store: Storage, actor: Actor, referral: Referral,
+                          fields: dict[str, Any], declared: DeclaredFile, image_id: uuid.UUID, key: str,
+                          sha256: str, header: RangeReader) -> Image:
+    """A DICOM file whose digest the store vouches for: the header checks read it in ranges, as far as the
+    header goes; the pixel data is measured against the object's size, not read (the worker draws it)."""
+    size = header.seek(0, io.SEEK_END)
+    header.seek(0)
+    upload = intake.Upload(stream=cast(BinaryIO, header), size=size, sha256=sha256, filename=declared.filename)
+    try:
+        image = _admit_and_file(session, store, actor, referral, fields, upload, image_id, key)
+    except _FILE_REFUSALS:
+        if header.failure is not None:
+            # The DICOM reader reports any failure to read as a damaged file; the store's failure is the truth,
+            # and the file must not be refused (and deleted) for it.
+            raise header.failure from None
+        raise
+    log.info("direct upload checked from its header: %d of %d bytes read", header.fetched, size)
+    return image
+
+
+def _admit_and_file(session: Session, store: Storage, actor: Actor, referral: Referral, fields: dict[str, Any],
+                    upload: intake.Upload, image_id: uuid.UUID, key: str) -> Image:
+    # The bytes came straight to the store to spare the app servers: their previews are drawn by the worker.
+    admission = intake.admit(session, actor, referral, fields, upload, drawn_by_worker=True)
+    return intake.file_image(session, store, actor, admission, image_id=image_id,
+                             original=StoredObject(key=key, size=upload.size, sha256=upload.sha256))
 
 
 def sweep_expired_uploads(factory: sessionmaker[Session], store: Storage, *, now: datetime | None = None,
@@ -280,6 +330,15 @@ def _check_declared_size(size: int, limit: int, declared: DeclaredFile) -> None:
             f"The uploaded file is {size} bytes, not the {declared.size} declared; it was deleted and nothing "
             "was stored. Start a new upload and send the file again.",
             {"size": [f"The uploaded file is {size} bytes."]},
+        )
+
+
+def _check_declared_digest(sha256: str, declared: DeclaredFile) -> None:
+    if sha256 != declared.sha256:
+        raise _Refused(
+            "The uploaded file's SHA-256 does not match the sha256 declared; it was deleted and nothing "
+            "was stored. Start a new upload and send the file again.",
+            {"sha256": [f"The uploaded file's SHA-256 is {sha256}."]},
         )
 
 

@@ -5,6 +5,7 @@ multipart POST over HTTP to the moto server."""
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import re
@@ -22,7 +23,7 @@ from flask import Flask
 from referral.config import Settings
 from referral.models import AuditEvent, Image, PendingUpload, PendingUploadStatus
 from referral.services import direct_uploads, renditions
-from storage import StorageUnavailable
+from storage import ObjectHead, StorageUnavailable
 from tests.support import samples
 from tests.support.api import CAPTURED_AT, new_referral, upload
 from tests.support.settings import make_settings
@@ -467,3 +468,284 @@ def test_local_storage_answers_409_pointing_at_the_regular_upload(app: Flask, ri
     with app.app_context(), app.extensions["referral.sessionmaker"]() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(PendingUpload)) == 0
     assert objects(app, "") == []
+
+
+# -- the file's digest declared up front, and checked by S3 instead of by reading the file ----------------------
+
+
+class StoreReads:
+    """Counts what the app's store reads, for the tests that show a file was not downloaded whole."""
+
+    def __init__(self, app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.opened: list[str] = []
+        self.ranged = 0
+        store = app.extensions["referral.storage"]
+        whole, ranged = store.open, store.open_range
+
+        def open_counted(key: str) -> Any:
+            self.opened.append(key)
+            return whole(key)
+
+        def open_range_counted(key: str, start: int, length: int) -> bytes:
+            data = bytes(ranged(key, start, length))
+            self.ranged += len(data)
+            return data
+
+        monkeypatch.setattr(store, "open", open_counted)
+        monkeypatch.setattr(store, "open_range", open_range_counted)
+
+
+def started_with_digest(client: Client, referral_id: str, data: bytes) -> dict[str, Any]:
+    response = client.post(f"/api/v1/referrals/{referral_id}/images/uploads",
+                           {"sha256": hashlib.sha256(data).hexdigest()})
+    assert response.status_code == 201, response.get_json()
+    return dict(response.get_json())
+
+
+def pending_rows(app: Flask) -> int:
+    with app.app_context(), app.extensions["referral.sessionmaker"]() as session:
+        return session.scalar(sa.select(sa.func.count()).select_from(PendingUpload)) or 0
+
+
+def test_a_declared_digest_is_pinned_in_the_form_as_s3s_sha256_checksum(app: Flask, riverside: Practice):
+    referral_id = new_referral(riverside)
+    data = samples.dicom_bytes()
+    digest = hashlib.sha256(data)
+
+    response = riverside.staff.post(f"/api/v1/referrals/{referral_id}/images/uploads",
+                                    {"sha256": digest.hexdigest().upper()})
+
+    assert response.status_code == 201, response.get_json()
+    fields = response.get_json()["fields"]
+    sent = base64.b64encode(digest.digest()).decode()
+    assert fields["x-amz-checksum-algorithm"] == "SHA256"
+    assert fields["x-amz-checksum-sha256"] == sent
+    conditions = json.loads(base64.b64decode(fields["policy"]))["conditions"]
+    assert {"x-amz-checksum-algorithm": "SHA256"} in conditions
+    assert {"x-amz-checksum-sha256": sent} in conditions
+
+
+@pytest.mark.parametrize("sha256", ["0" * 63, "g" * 64, 12345, "", None], ids=["short", "not-hex", "number",
+                                                                                "empty", "null"])
+def test_a_malformed_declared_digest_is_refused_with_422_and_no_upload_is_started(
+        app: Flask, riverside: Practice, sha256: Any):
+    referral_id = new_referral(riverside)
+
+    response = riverside.staff.post(f"/api/v1/referrals/{referral_id}/images/uploads", {"sha256": sha256})
+
+    assert response.status_code == 422
+    assert "sha256" in response.get_json()["errors"]["json"]
+    assert pending_rows(app) == 0
+
+
+def test_a_dicom_file_s3_vouches_for_is_admitted_from_its_header_without_downloading_it(
+        app: Flask, riverside: Practice, monkeypatch: pytest.MonkeyPatch):
+    referral_id = new_referral(riverside)
+    data = samples.dicom_bytes(rows=512, columns=640, kvp=65.0)
+    form = started_with_digest(riverside.staff, referral_id, data)
+    post_form(form, data)
+    reads = StoreReads(app, monkeypatch)
+
+    response = complete(riverside.staff, riverside, form, data)
+
+    assert response.status_code == 201, response.get_json()
+    image = response.get_json()
+    assert image["sha256"] == hashlib.sha256(data).hexdigest()
+    assert image["size"] == len(data)
+    assert image["dicom"]["kvp"] == 65.0
+    assert image["preview_status"] == "pending"
+    # One window from the start of the copy; the 640 KB of pixels stay in the store.
+    assert reads.opened == []
+    assert 0 < reads.ranged <= direct_uploads.HEADER_RANGE < len(data) // 8
+    monkeypatch.undo()
+    download = riverside.dentist.get(f"/api/v1/images/{image['id']}/content")
+    assert download.data == data
+
+
+def test_a_dicom_header_longer_than_the_first_range_is_read_on_as_far_as_it_goes(
+        app: Flask, riverside: Practice, monkeypatch: pytest.MonkeyPatch):
+    def long_header(ds: Any) -> None:
+        ds.add_new(0x00091010, "OB", b"\x01" * (150 * 1024))
+
+    referral_id = new_referral(riverside)
+    data = samples.dicom_bytes(rows=512, columns=640, mutate=long_header)
+    pixels_start = len(data) - 512 * 640 * 2
+    assert pixels_start > direct_uploads.HEADER_RANGE
+    form = started_with_digest(riverside.staff, referral_id, data)
+    post_form(form, data)
+    reads = StoreReads(app, monkeypatch)
+
+    response = complete(riverside.staff, riverside, form, data)
+
+    assert response.status_code == 201, response.get_json()
+    assert reads.opened == []
+    assert pixels_start < reads.ranged < len(data)
+
+
+def test_a_body_whose_digest_differs_from_the_one_declared_is_refused_without_being_read(
+        app: Flask, riverside: Practice, monkeypatch: pytest.MonkeyPatch):
+    referral_id = new_referral(riverside)
+    declared = samples.dicom_bytes()
+    sent = samples.dicom_bytes(kvp=90.0)
+    assert len(sent) == len(declared)
+    form = started_with_digest(riverside.staff, referral_id, declared)
+    # S3 refuses this POST (BadDigest); moto stores it (tests/storage/test_presigned_post.py), so here it is the
+    # completion that refuses it, by the SHA-256 moto computed of the copy.
+    post_form(form, sent)
+    reads = StoreReads(app, monkeypatch)
+
+    response = complete(riverside.staff, riverside, form, declared)
+
+    assert response.status_code == 422
+    assert response.get_json()["errors"]["sha256"] == [
+        f"The uploaded file's SHA-256 is {hashlib.sha256(sent).hexdigest()}."]
+    assert "nothing was stored" in response.get_json()["message"]
+    assert reads.opened == []
+    assert reads.ranged == 0
+    monkeypatch.undo()
+    assert_spent(app, form["upload_id"], PendingUploadStatus.FAILED, "checksum_mismatch")
+
+
+def test_a_completion_that_declares_no_digest_is_refused_and_the_upload_stays_pending(
+        app: Flask, riverside: Practice):
+    referral_id = new_referral(riverside)
+    data = samples.dicom_bytes()
+    form = started_with_digest(riverside.staff, referral_id, data)
+    post_form(form, data)
+
+    undeclared = complete(riverside.staff, riverside, form, data, sha256=None)
+
+    assert undeclared.status_code == 422
+    assert "sha256" in undeclared.get_json()["errors"]["json"]
+    assert image_rows(app) == 0
+    assert objects(app, "images/") == []
+    assert pending_row(app, form["upload_id"]).status == PendingUploadStatus.PENDING
+    assert complete(riverside.staff, riverside, form, data).status_code == 201
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        samples.dicom_bytes()[:200],
+        samples.dicom_bytes()[:132] + b"\xff" * 4000,
+        samples.truncated(samples.dicom_bytes(rows=128, columns=128), keep=0.9),
+    ],
+    ids=["header-cut-short", "garbage-after-the-marker", "pixels-cut-short"],
+)
+def test_a_vouched_for_dicom_with_a_broken_header_gets_the_direct_uploads_answer_and_nothing_is_stored(
+        app: Flask, riverside: Practice, monkeypatch: pytest.MonkeyPatch, data: bytes):
+    referral_id = new_referral(riverside)
+    direct = upload(riverside.staff, riverside, referral_id, data)
+    form = started_with_digest(riverside.staff, referral_id, data)
+    post_form(form, data)
+    reads = StoreReads(app, monkeypatch)
+
+    response = complete(riverside.staff, riverside, form, data)
+
+    assert direct.status_code == response.status_code == 422
+    assert response.get_json() == direct.get_json()
+    assert reads.opened == []
+    monkeypatch.undo()
+    assert_spent(app, form["upload_id"], PendingUploadStatus.FAILED, "file_refused")
+
+
+def test_a_photo_is_still_read_whole_because_its_checks_decode_it(
+        app: Flask, riverside: Practice, monkeypatch: pytest.MonkeyPatch):
+    referral_id = new_referral(riverside)
+    data = samples.jpeg_bytes()
+    form = started_with_digest(riverside.staff, referral_id, data)
+    post_form(form, data, filename="photo.jpg")
+    reads = StoreReads(app, monkeypatch)
+
+    response = complete(riverside.staff, riverside, form, data, kind="photo_intraoral", teeth=[])
+
+    assert response.status_code == 201, response.get_json()
+    assert len(reads.opened) == 1
+
+
+def test_an_oversize_or_missing_file_is_refused_before_any_digest_is_asked_for(app: Flask, riverside: Practice):
+    referral_id = new_referral(riverside)
+    too_big = samples.dicom_bytes(rows=800, columns=800)
+    form = started_with_digest(riverside.staff, referral_id, too_big)
+
+    missing = complete(riverside.staff, riverside, form, too_big)
+    post_form(form, too_big)
+    oversize = complete(riverside.staff, riverside, form, too_big)
+
+    assert missing.status_code == 409
+    assert "No file has arrived" in missing.get_json()["message"]
+    assert oversize.status_code == 413
+    assert_spent(app, form["upload_id"], PendingUploadStatus.FAILED, "too_large")
+
+
+def test_a_store_that_vouches_for_no_digest_has_the_file_read_whole_and_hashed(
+        app: Flask, riverside: Practice, monkeypatch: pytest.MonkeyPatch):
+    referral_id = new_referral(riverside)
+    data = samples.dicom_bytes(rows=256, columns=256)
+    form = started_with_digest(riverside.staff, referral_id, data)
+    post_form(form, data)
+    store = app.extensions["referral.storage"]
+    head = store.head
+    # An S3-compatible store that keeps no checksum for the copy.
+    monkeypatch.setattr(store, "head", lambda key: ObjectHead(size=head(key).size))
+    reads = StoreReads(app, monkeypatch)
+
+    wrong = complete(riverside.staff, riverside, form, data, sha256="0" * 64)
+
+    assert wrong.status_code == 422
+    assert "sha256" in wrong.get_json()["errors"]
+    assert len(reads.opened) == 1
+    assert reads.opened[0].startswith("images/")
+    assert reads.ranged == 0
+    monkeypatch.undo()
+    assert_spent(app, form["upload_id"], PendingUploadStatus.FAILED, "checksum_mismatch")
+
+    again = started_with_digest(riverside.staff, referral_id, data)
+    post_form(again, data)
+    monkeypatch.setattr(store, "head", lambda key: ObjectHead(size=head(key).size))
+    reads = StoreReads(app, monkeypatch)
+    right = complete(riverside.staff, riverside, again, data)
+
+    assert right.status_code == 201, right.get_json()
+    assert len(reads.opened) == 1
+    assert reads.ranged == 0
+
+
+@pytest.mark.parametrize("failing", ["scanning", "parsing"])
+def test_a_store_outage_while_the_header_is_read_answers_503_and_the_upload_can_be_completed_again(
+        app: Flask, riverside: Practice, monkeypatch: pytest.MonkeyPatch, failing: str):
+    def long_header(ds: Any) -> None:
+        # Two long values, so that a reader keeping only its first window has to fetch between them again.
+        ds.add_new(0x00091010, "OB", b"\x01" * (150 * 1024))
+        ds.add_new(0x00091011, "OB", b"\x02" * (150 * 1024))
+
+    referral_id = new_referral(riverside)
+    data = samples.dicom_bytes(rows=256, columns=256, mutate=long_header)
+    form = started_with_digest(riverside.staff, referral_id, data)
+    post_form(form, data)
+    store = app.extensions["referral.storage"]
+    ranged = store.open_range
+    starts: list[int] = []
+
+    def failing_range(key: str, start: int, length: int) -> bytes:
+        # "scanning": the second range, asked for by the header scan. "parsing": the first range asked for
+        # again, which is pydicom reading the header after the scan, when the reader keeps only its first
+        # window; pydicom reports any failure to read as a damaged file.
+        again = start in starts
+        starts.append(start)
+        if (failing == "scanning" and len(starts) > 1) or (failing == "parsing" and again):
+            raise StorageUnavailable("injected failure")
+        return bytes(ranged(key, start, length))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(store, "open_range", failing_range)
+        if failing == "parsing":
+            patch.setattr(direct_uploads, "RangeReader",
+                          functools.partial(direct_uploads.RangeReader, keep=direct_uploads.HEADER_RANGE))
+        outage = complete(riverside.staff, riverside, form, data)
+
+    assert outage.status_code == 503, outage.get_json()
+    assert pending_row(app, form["upload_id"]).status == PendingUploadStatus.PENDING
+    assert objects(app, "images/") == []
+    retried = complete(riverside.staff, riverside, form, data)
+    assert retried.status_code == 201, retried.get_json()

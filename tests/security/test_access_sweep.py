@@ -251,6 +251,7 @@ VALID_BODIES: dict[str, Callable[[Sweep, dict[str, str]], Body]] = {
     "ConsentFormFieldsSchema": lambda s, ids: {},
     "ImageFileSchema": lambda s, ids: {"file": (io.BytesIO(samples.png_bytes()), "probe.png")},
     "ImageUploadFormSchema": _image_form,
+    "DirectUploadStartSchema": lambda s, ids: {"sha256": hashlib.sha256(samples.dicom_bytes(teeth=())).hexdigest()},
     "DirectUploadCompleteSchema": _completion,
     "ImagePatchSchema": lambda s, ids: {"teeth": ["19"]},
     "ReportDraftSchema": lambda s, ids: draft_body([ids["image_id"]]),

@@ -18,10 +18,13 @@ from storage import (
     InvalidKey,
     LocalStorage,
     ObjectExists,
+    ObjectHead,
     ObjectNotFound,
+    RangeReader,
     S3Storage,
     SizeMismatch,
     Storage,
+    StorageError,
     StoredObject,
 )
 from tests.support.storage import CONTENT_TYPE, MiB, PatternStream, SourceError, pattern_digest, read_back
@@ -359,3 +362,76 @@ def test_a_known_digest_still_counts_the_bytes_and_must_be_well_formed(store: St
     with pytest.raises(ValueError, match="SHA-256"):
         store.put("known/bad.bin", io.BytesIO(data), content_type=CONTENT_TYPE, sha256="not-a-digest")
     assert not store.exists("known/bad.bin")
+
+
+def test_a_range_reads_those_bytes_only_fewer_at_the_end_and_none_past_it(store: Storage) -> None:
+    payload = bytes(range(256)) * 40
+    store.put("ranges/one", io.BytesIO(payload), content_type=CONTENT_TYPE)
+
+    assert store.open_range("ranges/one", 0, 10) == payload[:10]
+    assert store.open_range("ranges/one", 5000, 300) == payload[5000:5300]
+    assert store.open_range("ranges/one", len(payload) - 4, 100) == payload[-4:]
+    assert store.open_range("ranges/one", len(payload), 10) == b""
+    assert store.open_range("ranges/one", len(payload) + 50, 10) == b""
+    assert store.open_range("ranges/one", 3, 0) == b""
+
+
+def test_a_range_of_a_missing_object_or_a_negative_range_is_refused(store: Storage) -> None:
+    store.put("ranges/two", io.BytesIO(b"0123456789"), content_type=CONTENT_TYPE)
+
+    with pytest.raises(ObjectNotFound):
+        store.open_range("ranges/none", 0, 10)
+    for start, length in ((-1, 5), (0, -5)):
+        with pytest.raises(ValueError, match="non-negative"):
+            store.open_range("ranges/two", start, length)
+
+
+def test_head_gives_the_size_and_vouches_for_no_digest_the_store_never_saw(store: Storage) -> None:
+    # Our own puts send no checksum (several S3-compatible stores refuse them): neither backend can vouch.
+    store.put("heads/one", io.BytesIO(b"x" * 1234), content_type=CONTENT_TYPE)
+
+    head = store.head("heads/one")
+
+    assert head == ObjectHead(size=1234, sha256=None)
+    with pytest.raises(ObjectNotFound):
+        store.head("heads/none")
+
+
+def test_a_range_reader_fetches_only_what_is_read_in_growing_windows(store: Storage) -> None:
+    size = 3 * MiB
+    store.put("ranges/big", PatternStream(size), content_type=CONTENT_TYPE, size=size)
+    with store.open("ranges/big") as whole:
+        expected = whole.read()
+
+    reader = RangeReader(store, "ranges/big", size, first=1024)
+    with reader:
+        assert reader.read(132) == expected[:132]
+        assert reader.seek(0, io.SEEK_END) == size
+        reader.seek(500)
+        # Across the end of the first window: every byte asked for comes back.
+        assert reader.read(1000) == expected[500:1500]
+        reader.seek(size - 10)
+        assert reader.read(100) == expected[-10:]
+        assert reader.read(1) == b""
+
+    assert reader.requests == 3
+    assert reader.fetched < 10 * 1024
+
+
+def test_a_range_reader_over_an_object_shorter_than_its_size_refuses_to_pretend(store: Storage) -> None:
+    store.put("ranges/short", io.BytesIO(b"0123456789"), content_type=CONTENT_TYPE)
+
+    with RangeReader(store, "ranges/short", 100) as reader, pytest.raises(StorageError):
+        reader.read(50)
+
+
+def test_a_range_reader_keeps_the_stores_failure_for_its_caller(store: Storage) -> None:
+    store.put("ranges/gone", io.BytesIO(b"0123456789" * 10), content_type=CONTENT_TYPE)
+    reader = RangeReader(store, "ranges/gone", 100, first=10)
+    assert reader.read(5) == b"01234"
+    store.delete("ranges/gone")
+
+    with reader, pytest.raises(ObjectNotFound):
+        reader.read(50)
+
+    assert isinstance(reader.failure, ObjectNotFound)

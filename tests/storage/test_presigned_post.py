@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from storage import (
     InvalidKey,
     LocalStorage,
     ObjectExists,
+    ObjectHead,
     ObjectNotFound,
     PresignNotSupported,
     S3Storage,
@@ -163,3 +165,71 @@ def test_an_upload_form_asks_for_aes256_when_the_store_uses_it(s3_bucket: str) -
     assert form.fields["x-amz-server-side-encryption"] == "AES256"
     assert "x-amz-server-side-encryption-aws-kms-key-id" not in form.fields
     assert {"x-amz-server-side-encryption": "AES256"} in policy_of(form.fields)["conditions"]
+
+
+def test_a_copy_carries_a_digest_only_where_the_store_computed_it(store: Storage) -> None:
+    payload = b"radiograph bytes" * 100
+    store.put("uploads/a", io.BytesIO(payload), content_type=CONTENT_TYPE)
+
+    store.copy("uploads/a", "images/a")
+
+    # S3 computes the copy's SHA-256 as it writes it; a folder on disk vouches for nothing.
+    expected = hashlib.sha256(payload).hexdigest() if store.backend == "s3" else None
+    assert store.head("images/a") == ObjectHead(size=len(payload), sha256=expected)
+    assert store.head("uploads/a").sha256 is None
+
+
+def test_an_upload_form_with_a_digest_pins_s3s_sha256_checksum_in_its_policy(s3_bucket: str) -> None:
+    data = b"the file the client declared"
+    digest = hashlib.sha256(data)
+    store = S3Storage(s3_bucket, prefix="tenant")
+    try:
+        form = store.presign_post("uploads/a", **FORM, sha256=digest.hexdigest())
+        with pytest.raises(ValueError, match="64"):
+            store.presign_post("uploads/b", **FORM, sha256="0" * 63)
+        with pytest.raises(ValueError, match="64"):
+            store.presign_post("uploads/b", **FORM, sha256=digest.hexdigest().upper())
+    finally:
+        store.close()
+
+    sent = base64.b64encode(digest.digest()).decode()
+    assert form.fields["x-amz-checksum-algorithm"] == "SHA256"
+    assert form.fields["x-amz-checksum-sha256"] == sent
+    conditions = policy_of(form.fields)["conditions"]
+    assert {"x-amz-checksum-algorithm": "SHA256"} in conditions
+    assert {"x-amz-checksum-sha256": sent} in conditions
+
+
+def test_moto_stores_a_body_whose_digest_differs_from_the_forms_and_keeps_no_checksum(
+        s3_bucket: str, s3_client: Any) -> None:
+    """What the test S3 does with the checksum form fields, so that the application's tests claim no more.
+
+    S3 refuses such a POST (BadDigest) and keeps the digest with the object. moto's server accepts the fields,
+    stores the body whatever its digest and keeps no checksum for it: the completion's own comparison (on the
+    copy, whose SHA-256 moto does compute) is what refuses the file in these tests."""
+    store = S3Storage(s3_bucket)
+    try:
+        form = store.presign_post("uploads/a", **FORM, sha256=hashlib.sha256(b"declared").hexdigest())
+        with requests.post(form.url, data=form.fields, files={"file": ("x.bin", b"something else", CONTENT_TYPE)},
+                           timeout=10) as response:
+            accepted = response.status_code
+        posted = store.head("uploads/a")
+        store.copy("uploads/a", "images/a")
+        copied = store.head("images/a")
+    finally:
+        store.close()
+
+    assert accepted in (200, 201, 204)
+    assert posted == ObjectHead(size=len(b"something else"), sha256=None)
+    assert copied.sha256 == hashlib.sha256(b"something else").hexdigest()
+    head = s3_client.head_object(Bucket=s3_bucket, Key="uploads/a", ChecksumMode="ENABLED")
+    assert "ChecksumSHA256" not in head
+
+
+def test_local_storage_refuses_a_malformed_digest_before_saying_it_cannot_issue_forms(tmp_path: Path) -> None:
+    store = LocalStorage(tmp_path / "objects")
+
+    with pytest.raises(ValueError, match="64"):
+        store.presign_post("uploads/a", **FORM, sha256="xyz")
+    with pytest.raises(PresignNotSupported):
+        store.presign_post("uploads/a", **FORM, sha256="a" * 64)

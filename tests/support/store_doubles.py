@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import BinaryIO
 
-from storage import PresignedPost, Storage, StorageUnavailable, StoredObject
+from storage import ObjectHead, PresignedPost, Storage, StorageUnavailable, StoredObject
 
 
 class DelegatingStore(Storage):
@@ -39,8 +39,16 @@ class DelegatingStore(Storage):
             content_type: str | None = None) -> str | None:
         return self.inner.url(key, expires_in=expires_in, filename=filename, content_type=content_type)
 
-    def presign_post(self, key: str, *, max_bytes: int, content_type: str, expires_in: int) -> PresignedPost:
-        return self.inner.presign_post(key, max_bytes=max_bytes, content_type=content_type, expires_in=expires_in)
+    def presign_post(self, key: str, *, max_bytes: int, content_type: str, expires_in: int,
+                     sha256: str | None = None) -> PresignedPost:
+        return self.inner.presign_post(key, max_bytes=max_bytes, content_type=content_type, expires_in=expires_in,
+                                       sha256=sha256)
+
+    def head(self, key: str) -> ObjectHead:
+        return self.inner.head(key)
+
+    def open_range(self, key: str, start: int, length: int) -> bytes:
+        return self.inner.open_range(key, start, length)
 
     def copy(self, source: str, destination: str) -> None:
         self.inner.copy(source, destination)
