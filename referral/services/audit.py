@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from referral import unit_of_work
+from referral.db import new_id, utcnow
 from referral.models import AuditEvent
 from referral.services.actor import Actor
 
@@ -32,12 +33,42 @@ def record(
     """Add an audit row to the caller's transaction. ``details`` carries ids and codes, never PHI."""
     event = AuditEvent(**_values(actor, action, object_type, object_id, organization_id, referral_id, outcome,
                                  details))
-    # A case the actor reached only through emergency access (noted by ``access.case_of``): the row says so.
-    marks = session.info.get(EMERGENCY_MARKS) or {}
-    if referral_id is not None and (actor.user_id, referral_id) in marks:
-        event.emergency_access_id = marks[(actor.user_id, referral_id)]
+    grant = _emergency_mark(session, actor, referral_id)
+    if grant is not None:
+        event.emergency_access_id = grant
     session.add(event)
     return event
+
+
+def insert_for_each(
+    session: Session,
+    actor: Actor,
+    action: str,
+    source: sa.FromClause,
+    *,
+    object_type: str,
+    object_id: uuid.UUID | None,
+    organization_id: sa.ColumnElement[Any],
+    referral_id: uuid.UUID | None = None,
+) -> sa.Insert:
+    """The row ``record`` adds, as an INSERT of one such row for each row of ``source`` (none when it has none),
+    to run inside a statement of the caller's that reads ``source`` too (a data-modifying CTE on PostgreSQL).
+    ``organization_id`` is an expression over ``source``; every other value is bound as ``record`` sets it, with
+    the column's own type, and the id and time are taken now as ``record``'s are at the flush."""
+    values = _values(actor, action, object_type, object_id, None, referral_id, "success", None)
+    del values["organization_id"]
+    values.update(id=new_id(), at=utcnow(), emergency_access_id=_emergency_mark(session, actor, referral_id))
+    columns = AuditEvent.__table__.c
+    constants = [sa.literal(value, columns[name].type) for name, value in values.items()]
+    return sa.insert(AuditEvent).from_select(
+        [*values, "organization_id"], sa.select(*constants, organization_id).select_from(source))
+
+
+def _emergency_mark(session: Session, actor: Actor, referral_id: uuid.UUID | None) -> uuid.UUID | None:
+    """The grant a case's audit rows are flagged with when the actor reached it only through emergency access
+    (noted by ``access.case_of``)."""
+    marks = session.info.get(EMERGENCY_MARKS) or {}
+    return marks.get((actor.user_id, referral_id)) if referral_id is not None else None
 
 
 def record_denied(

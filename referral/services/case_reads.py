@@ -1,0 +1,152 @@
+"""The audited case read on PostgreSQL, in one statement.
+
+``referrals.read_referral`` loads a case through the ORM: about five statements, then an object for every image,
+capturer and event, which is where most of a read's CPU went on a case of many images. Here one statement does the
+same work: its WHERE clause is the access rule (``access.referral_visibility``), a data-modifying CTE inserts the
+audit row ``audit.record`` would add, and its one row is the case with its patient and report state, and its images
+(each with its capturer) and events aggregated as JSON arrays, in the order the ORM loads them.
+
+What comes back stands in for the ORM objects: plain rows holding the same attributes with the same values (UUIDs
+excepted: they come back as their text, all the answer makes of them) and borrowing the models' derived properties,
+so that ``referral_documents`` builds the same answer from either. A case the statement does not find (none such,
+another practice's, or one reached only through an emergency grant) is left to the ORM read, which refuses or
+flags it exactly as before.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.orm import Mapper, Session
+
+from referral.db import UTCDateTime
+from referral.models import Image, Patient, Provider, Referral, ReferralEvent
+from referral.models.reports import Report
+from referral.services import access, audit
+from referral.services.actor import Actor
+
+
+class _Row:
+    """One row's values as attributes, kept in ``__dict__`` (where ``referral_documents`` reads loaded values)."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
+
+
+def _stand_in(model: type, *derived: str) -> type[_Row]:
+    """A row class for ``model`` that borrows the model's properties computed from its columns, unchanged."""
+    return type(f"{model.__name__}Row", (_Row,), {name: vars(model)[name] for name in derived})
+
+
+_CaseRow = _stand_in(Referral, "report", "question", "consent")
+_PatientRow = _stand_in(Patient, "is_deleted", "address", "coverage")
+_ImageRow = _stand_in(Image, "is_deleted", "capture_notes", "has_renditions", "preview_status")
+_ProviderRow = _stand_in(Provider, "display_name")
+
+# Timestamps travel in JSON as UTC text with all six digits of microseconds whatever the session's time zone is,
+# so that they read back as the very values UTCDateTime gives.
+_UTC_TEXT = 'YYYY-MM-DD"T"HH24:MI:SS.US'
+
+
+def _utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+class _Shape:
+    """Some mapped columns of a model: how they are selected, and how the values come back as the ORM's."""
+
+    def __init__(self, model: type, keys: Sequence[str] | None = None, *, in_json: bool) -> None:
+        mapper: Mapper[Any] = sa.inspect(model)
+        attributes = [attr for attr in mapper.column_attrs if keys is None or attr.key in keys]
+        self.keys = [attr.key for attr in attributes]
+        columns = [attr.columns[0] for attr in attributes]
+        self.selected: list[sa.ColumnElement[Any]] = [
+            sa.func.to_char(sa.func.timezone("UTC", column), _UTC_TEXT)
+            if in_json and isinstance(column.type, UTCDateTime) else column
+            for column in columns]
+        # In JSON, enums come back as their values and timestamps as text; selected as columns, their types read them.
+        self.fixes: list[tuple[str, Callable[[Any], Any]]] = []
+        if in_json:
+            for key, column in zip(self.keys, columns, strict=True):
+                if isinstance(column.type, UTCDateTime):
+                    self.fixes.append((key, _utc))
+                elif isinstance(column.type, sa.Enum) and column.type.enum_class is not None:
+                    self.fixes.append((key, column.type.enum_class))
+
+    def values(self, row: Sequence[Any]) -> dict[str, Any]:
+        values = dict(zip(self.keys, row, strict=True))
+        for key, fix in self.fixes:
+            value = values[key]
+            if value is not None:
+                values[key] = fix(value)
+        return values
+
+
+_CASE = _Shape(Referral, in_json=False)
+_PATIENT = _Shape(Patient, in_json=False)
+# The answer reads the report's state only; its text stays in the database.
+_REPORT = _Shape(Report, ("id", "status", "signed_at"), in_json=False)
+_IMAGE = _Shape(Image, in_json=True)
+# What an image's capture notes read of the provider recorded as having taken it.
+_CAPTURER = _Shape(Provider, ("id", "first_name", "last_name", "credentials"), in_json=True)
+_EVENT = _Shape(ReferralEvent, in_json=True)
+
+
+def _statement(session: Session, actor: Actor, referral_id: uuid.UUID) -> sa.Select[Any]:
+    visible = (sa.select(Referral.id, Referral.organization_id)
+               .where(Referral.id == referral_id, access.referral_visibility(actor))
+               .cte("visible_case"))
+    audited = audit.insert_for_each(
+        session, actor, "referral.read", visible, object_type="referral", object_id=referral_id,
+        organization_id=visible.c.organization_id, referral_id=referral_id).cte("audited")
+    images = (sa.select(sa.func.json_agg(aggregate_order_by(
+                  sa.func.json_build_array(*_IMAGE.selected, *_CAPTURER.selected), Image.id)))
+              .select_from(sa.outerjoin(Image, Provider, Provider.id == Image.captured_by_provider_id))
+              .where(Image.referral_id == Referral.id)
+              .scalar_subquery())
+    events = (sa.select(sa.func.json_agg(aggregate_order_by(
+                  sa.func.json_build_array(*_EVENT.selected), ReferralEvent.id)))
+              .where(ReferralEvent.referral_id == Referral.id)
+              .scalar_subquery())
+    return (sa.select(*_CASE.selected, *_PATIENT.selected, *_REPORT.selected, images, events)
+            .select_from(visible)
+            .join(Referral, Referral.id == visible.c.id)
+            .join(Patient, Patient.id == Referral.patient_id)
+            .outerjoin(Report, Report.referral_id == Referral.id)
+            .add_cte(audited))
+
+
+def _image(values: Sequence[Any]) -> _Row:
+    image = _IMAGE.values(values[:len(_IMAGE.keys)])
+    capturer = _CAPTURER.values(values[len(_IMAGE.keys):])
+    image["captured_by"] = None if capturer["id"] is None else _ProviderRow(capturer)
+    return _ImageRow(image)
+
+
+def read_visible_case(session: Session, actor: Actor, referral_id: uuid.UUID) -> Referral | None:
+    """The case with what its answer needs, when the actor sees it through their practice or their assignment,
+    its read audited in the same statement; ``None`` (and nothing recorded) otherwise. The role is checked first,
+    as ``access.load_case`` checks it. The caller commits."""
+    access.require_role(actor, *access.CLINICAL_READ_ROLES)
+    row = session.execute(_statement(session, actor, referral_id)).one_or_none()
+    if row is None:
+        return None
+    at = 0
+    parts: list[Sequence[Any]] = []
+    for shape in (_CASE, _PATIENT, _REPORT):
+        parts.append(row[at:at + len(shape.keys)])
+        at += len(shape.keys)
+    images, events = row[at], row[at + 1]
+    case = _CASE.values(parts[0])
+    report = _REPORT.values(parts[2])
+    case["patient"] = _PatientRow(_PATIENT.values(parts[1]))
+    case["interpretation"] = None if report["id"] is None else _Row(report)
+    case["images"] = [_image(values) for values in images or ()]
+    case["events"] = [_Row(_EVENT.values(values)) for values in events or ()]
+    # Read by attribute only, as the answer's builder reads a loaded Referral.
+    return cast(Referral, _CaseRow(case))
