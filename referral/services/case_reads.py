@@ -70,21 +70,22 @@ class _Shape:
             if in_json and isinstance(column.type, UTCDateTime) else column
             for column in columns]
         # In JSON, enums come back as their values and timestamps as text; selected as columns, their types read them.
-        self.fixes: list[tuple[str, Callable[[Any], Any]]] = []
+        self.fixes: list[tuple[int, Callable[[Any], Any]]] = []
         if in_json:
-            for key, column in zip(self.keys, columns, strict=True):
+            for index, column in enumerate(columns):
                 if isinstance(column.type, UTCDateTime):
-                    self.fixes.append((key, _utc))
+                    self.fixes.append((index, _utc))
                 elif isinstance(column.type, sa.Enum) and column.type.enum_class is not None:
-                    self.fixes.append((key, column.type.enum_class))
+                    self.fixes.append((index, column.type.enum_class))
 
     def values(self, row: Sequence[Any]) -> dict[str, Any]:
-        values = dict(zip(self.keys, row, strict=True))
-        for key, fix in self.fixes:
-            value = values[key]
-            if value is not None:
-                values[key] = fix(value)
-        return values
+        if self.fixes:
+            row = list(row)
+            for index, fix in self.fixes:
+                value = row[index]
+                if value is not None:
+                    row[index] = fix(value)
+        return dict(zip(self.keys, row, strict=True))
 
 
 _CASE = _Shape(Referral, in_json=False)
@@ -97,6 +98,19 @@ _CAPTURER = _Shape(Provider, ("id", "first_name", "last_name", "credentials"), i
 _EVENT = _Shape(ReferralEvent, in_json=True)
 
 
+# The case's images (each with its capturer) and events as JSON arrays, in the order the ORM loads them; the same
+# for every read, correlated to the case of the statement they are put in.
+_IMAGES = (sa.select(sa.func.json_agg(aggregate_order_by(
+               sa.func.json_build_array(*_IMAGE.selected, *_CAPTURER.selected), Image.id)))
+           .select_from(sa.outerjoin(Image, Provider, Provider.id == Image.captured_by_provider_id))
+           .where(Image.referral_id == Referral.id)
+           .scalar_subquery())
+_EVENTS = (sa.select(sa.func.json_agg(aggregate_order_by(sa.func.json_build_array(*_EVENT.selected),
+                                                         ReferralEvent.id)))
+           .where(ReferralEvent.referral_id == Referral.id)
+           .scalar_subquery())
+
+
 def _statement(session: Session, actor: Actor, referral_id: uuid.UUID) -> sa.Select[Any]:
     visible = (sa.select(Referral.id, Referral.organization_id)
                .where(Referral.id == referral_id, access.referral_visibility(actor))
@@ -104,16 +118,7 @@ def _statement(session: Session, actor: Actor, referral_id: uuid.UUID) -> sa.Sel
     audited = audit.insert_for_each(
         session, actor, "referral.read", visible, object_type="referral", object_id=referral_id,
         organization_id=visible.c.organization_id, referral_id=referral_id).cte("audited")
-    images = (sa.select(sa.func.json_agg(aggregate_order_by(
-                  sa.func.json_build_array(*_IMAGE.selected, *_CAPTURER.selected), Image.id)))
-              .select_from(sa.outerjoin(Image, Provider, Provider.id == Image.captured_by_provider_id))
-              .where(Image.referral_id == Referral.id)
-              .scalar_subquery())
-    events = (sa.select(sa.func.json_agg(aggregate_order_by(
-                  sa.func.json_build_array(*_EVENT.selected), ReferralEvent.id)))
-              .where(ReferralEvent.referral_id == Referral.id)
-              .scalar_subquery())
-    return (sa.select(*_CASE.selected, *_PATIENT.selected, *_REPORT.selected, images, events)
+    return (sa.select(*_CASE.selected, *_PATIENT.selected, *_REPORT.selected, _IMAGES, _EVENTS)
             .select_from(visible)
             .join(Referral, Referral.id == visible.c.id)
             .join(Patient, Patient.id == Referral.patient_id)
