@@ -429,3 +429,13 @@ def test_who_may_read_the_case_is_unchanged(app: Flask, world: World, riverside:
         denied = session.scalars(sa.select(AuditEvent).where(AuditEvent.object_id == missing)).one()
         assert (denied.action, denied.outcome, denied.organization_id) == ("referral.access", "denied",
                                                                             uuid.UUID(riverside.id))
+
+
+def test_markup_characters_reach_the_answer_escaped(app: Flask, riverside: Practice, reader: Reader):
+    referral_id = _case(app, riverside, reader, 2)
+    answer = reader.client.get(f"/api/v1/referrals/{referral_id}")
+    data = answer.get_data()
+    assert not {b"<", b">", b"&"} & {bytes([byte]) for byte in data}
+    assert b'"Periapical \\u003c0\\u003e \\u0026 more"' in data
+    assert b'"Not my field \\u003cb\\u003e"' in data
+    assert "Periapical <0> & more" in {image["reason"] for image in answer.get_json()["images"]}
