@@ -40,28 +40,29 @@ def record(
     return event
 
 
-def insert_for_each(
-    session: Session,
-    actor: Actor,
-    action: str,
-    source: sa.FromClause,
-    *,
-    object_type: str,
-    object_id: uuid.UUID | None,
-    organization_id: sa.ColumnElement[Any],
-    referral_id: uuid.UUID | None = None,
-) -> sa.Insert:
-    """The row ``record`` adds, as an INSERT of one such row for each row of ``source`` (none when it has none),
-    to run inside a statement of the caller's that reads ``source`` too (a data-modifying CTE on PostgreSQL).
-    ``organization_id`` is an expression over ``source``; every other value is bound as ``record`` sets it, with
-    the column's own type, and the id and time are taken now as ``record``'s are at the flush."""
-    values = _values(actor, action, object_type, object_id, None, referral_id, "success", None)
-    del values["organization_id"]
-    values.update(id=new_id(), at=utcnow(), emergency_access_id=_emergency_mark(session, actor, referral_id))
+# What ``insert_for_each`` binds: every column ``record`` sets but the organization, which comes from the statement.
+_BOUND = ("id", "at", "actor_user_id", "actor_organization_id", "action", "outcome", "object_type", "object_id",
+          "referral_id", "ip_address", "user_agent", "details", "emergency_access_id")
+
+
+def insert_for_each(source: sa.FromClause, organization_id: sa.ColumnElement[Any]) -> sa.Insert:
+    """An INSERT of the row ``record`` adds for each row of ``source`` (none when it has none), to run inside a
+    statement that reads ``source`` too (a data-modifying CTE on PostgreSQL), built once and executed with
+    ``insert_parameters``. ``organization_id`` is an expression over ``source``; every other value is a bound
+    parameter of the column's own type, so it is stored exactly as ``record`` stores it."""
     columns = AuditEvent.__table__.c
-    constants = [sa.literal(value, columns[name].type) for name, value in values.items()]
+    bound = [sa.bindparam(f"audit_{name}", type_=columns[name].type) for name in _BOUND]
     return sa.insert(AuditEvent).from_select(
-        [*values, "organization_id"], sa.select(*constants, organization_id).select_from(source))
+        [*_BOUND, "organization_id"], sa.select(*bound, organization_id).select_from(source))
+
+
+def insert_parameters(session: Session, actor: Actor, action: str, *, object_type: str,
+                      object_id: uuid.UUID | None, referral_id: uuid.UUID | None = None) -> dict[str, Any]:
+    """The values ``record`` would give the row, for ``insert_for_each``'s statement; its id and time are taken
+    now, as ``record``'s are at the flush."""
+    values = _values(actor, action, object_type, object_id, None, referral_id, "success", None)
+    values.update(id=new_id(), at=utcnow(), emergency_access_id=_emergency_mark(session, actor, referral_id))
+    return {f"audit_{name}": values[name] for name in _BOUND}
 
 
 def _emergency_mark(session: Session, actor: Actor, referral_id: uuid.UUID | None) -> uuid.UUID | None:

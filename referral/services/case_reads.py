@@ -6,8 +6,8 @@ same work: its WHERE clause is the access rule (``access.referral_visibility``),
 audit row ``audit.record`` would add, and its one row is the case with its patient and report state, and its images
 (each with its capturer) and events aggregated as JSON arrays, in the order the ORM loads them.
 
-What comes back stands in for the ORM objects: plain rows holding the same attributes with the same values (UUIDs
-excepted: they come back as their text, all the answer makes of them) and borrowing the models' derived properties,
+What comes back stands in for the ORM objects: plain rows holding the attributes the answer reads, with the same
+values (UUIDs excepted: they come back as their text, all the answer makes of them) and the models' derived properties,
 so that ``referral_documents`` builds the same answer from either. A case the statement does not find (none such,
 another practice's, or one reached only through an emergency grant) is left to the ORM read, which refuses or
 flags it exactly as before.
@@ -15,6 +15,7 @@ flags it exactly as before.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -60,9 +61,11 @@ def _utc(text: str) -> datetime:
 class _Shape:
     """Some mapped columns of a model: how they are selected, and how the values come back as the ORM's."""
 
-    def __init__(self, model: type, keys: Sequence[str] | None = None, *, in_json: bool) -> None:
+    def __init__(self, model: type, keys: Sequence[str] | None = None, *, leave_out: Sequence[str] = (),
+                 in_json: bool) -> None:
         mapper: Mapper[Any] = sa.inspect(model)
-        attributes = [attr for attr in mapper.column_attrs if keys is None or attr.key in keys]
+        attributes = [attr for attr in mapper.column_attrs
+                      if (keys is None or attr.key in keys) and attr.key not in leave_out]
         self.keys = [attr.key for attr in attributes]
         columns = [attr.columns[0] for attr in attributes]
         self.selected: list[sa.ColumnElement[Any]] = [
@@ -92,7 +95,10 @@ _CASE = _Shape(Referral, in_json=False)
 _PATIENT = _Shape(Patient, in_json=False)
 # The answer reads the report's state only; its text stays in the database.
 _REPORT = _Shape(Report, ("id", "status", "signed_at"), in_json=False)
-_IMAGE = _Shape(Image, in_json=True)
+# Where an image's bytes are, who uploaded it and when its objects were removed are neither in the answer nor read
+# by the properties it uses; leaving them out spares their decoding on every image.
+_IMAGE = _Shape(Image, leave_out=("organization_id", "storage_backend", "storage_key", "thumbnail_key",
+                                  "sop_instance_uid", "uploaded_by_user_id", "objects_removed_at"), in_json=True)
 # What an image's capture notes read of the provider recorded as having taken it.
 _CAPTURER = _Shape(Provider, ("id", "first_name", "last_name", "credentials"), in_json=True)
 _EVENT = _Shape(ReferralEvent, in_json=True)
@@ -111,13 +117,16 @@ _EVENTS = (sa.select(sa.func.json_agg(aggregate_order_by(sa.func.json_build_arra
            .scalar_subquery())
 
 
-def _statement(session: Session, actor: Actor, referral_id: uuid.UUID) -> sa.Select[Any]:
+@functools.cache
+def _statement(assigned: bool) -> sa.Select[Any]:
+    """The read for actors who see their practice's cases (and, ``assigned``, those assigned to their provider),
+    built once: its cache key and compiled form are then reused by every read."""
     visible = (sa.select(Referral.id, Referral.organization_id)
-               .where(Referral.id == referral_id, access.referral_visibility(actor))
+               .where(Referral.id == sa.bindparam("referral_id", type_=sa.Uuid),
+                      access.visibility_rule(assigned, sa.bindparam("organization_id", type_=sa.Uuid),
+                                             sa.bindparam("provider_id", type_=sa.Uuid)))
                .cte("visible_case"))
-    audited = audit.insert_for_each(
-        session, actor, "referral.read", visible, object_type="referral", object_id=referral_id,
-        organization_id=visible.c.organization_id, referral_id=referral_id).cte("audited")
+    audited = audit.insert_for_each(visible, visible.c.organization_id).cte("audited")
     return (sa.select(*_CASE.selected, *_PATIENT.selected, *_REPORT.selected, _IMAGES, _EVENTS)
             .select_from(visible)
             .join(Referral, Referral.id == visible.c.id)
@@ -138,7 +147,13 @@ def read_visible_case(session: Session, actor: Actor, referral_id: uuid.UUID) ->
     its read audited in the same statement; ``None`` (and nothing recorded) otherwise. The role is checked first,
     as ``access.load_case`` checks it. The caller commits."""
     access.require_role(actor, *access.CLINICAL_READ_ROLES)
-    row = session.execute(_statement(session, actor, referral_id)).one_or_none()
+    assigned = access.reads_assigned(actor)
+    parameters = {"referral_id": referral_id, "organization_id": actor.organization_id,
+                  **audit.insert_parameters(session, actor, "referral.read", object_type="referral",
+                                            object_id=referral_id, referral_id=referral_id)}
+    if assigned:
+        parameters["provider_id"] = actor.provider_id
+    row = session.execute(_statement(assigned), parameters).one_or_none()
     if row is None:
         return None
     at = 0
