@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -36,7 +36,7 @@ class _Row:
     """One row's values as attributes, kept in ``__dict__`` (where ``referral_documents`` reads loaded values)."""
 
     def __init__(self, values: dict[str, Any]) -> None:
-        self.__dict__.update(values)
+        self.__dict__ = values
 
 
 def _stand_in(model: type, *derived: str) -> type[_Row]:
@@ -49,13 +49,9 @@ _PatientRow = _stand_in(Patient, "is_deleted", "address", "coverage")
 _ImageRow = _stand_in(Image, "is_deleted", "capture_notes", "has_renditions", "preview_status")
 _ProviderRow = _stand_in(Provider, "display_name")
 
-# Timestamps travel in JSON as UTC text with all six digits of microseconds whatever the session's time zone is,
-# so that they read back as the very values UTCDateTime gives.
-_UTC_TEXT = 'YYYY-MM-DD"T"HH24:MI:SS.US'
-
-
-def _utc(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+# Timestamps travel in JSON as UTC text with all six digits of microseconds and the offset, whatever the session's
+# time zone is, so that ``datetime.fromisoformat`` reads them back as the very values UTCDateTime gives (in UTC).
+_UTC_TEXT = 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'
 
 
 class _Shape:
@@ -77,7 +73,7 @@ class _Shape:
         if in_json:
             for index, column in enumerate(columns):
                 if isinstance(column.type, UTCDateTime):
-                    self.fixes.append((index, _utc))
+                    self.fixes.append((index, datetime.fromisoformat))
                 elif isinstance(column.type, sa.Enum) and column.type.enum_class is not None:
                     self.fixes.append((index, column.type.enum_class))
 
@@ -135,10 +131,16 @@ def _statement(assigned: bool) -> sa.Select[Any]:
             .add_cte(audited))
 
 
-def _image(values: Sequence[Any]) -> _Row:
-    image = _IMAGE.values(values[:len(_IMAGE.keys)])
-    capturer = _CAPTURER.values(values[len(_IMAGE.keys):])
-    image["captured_by"] = None if capturer["id"] is None else _ProviderRow(capturer)
+def _image(values: Sequence[Any], capturers: dict[str, _Row]) -> _Row:
+    """An image row with its capturer, one row per provider however many images they took (as the ORM's identity
+    map gives one object)."""
+    width = len(_IMAGE.keys)
+    image = _IMAGE.values(values[:width])
+    capturer_id = values[width]
+    capturer = capturers.get(capturer_id) if capturer_id is not None else None
+    if capturer is None and capturer_id is not None:
+        capturer = capturers[capturer_id] = _ProviderRow(_CAPTURER.values(values[width:]))
+    image["captured_by"] = capturer
     return _ImageRow(image)
 
 
@@ -166,7 +168,8 @@ def read_visible_case(session: Session, actor: Actor, referral_id: uuid.UUID) ->
     report = _REPORT.values(parts[2])
     case["patient"] = _PatientRow(_PATIENT.values(parts[1]))
     case["interpretation"] = None if report["id"] is None else _Row(report)
-    case["images"] = [_image(values) for values in images or ()]
+    capturers: dict[str, _Row] = {}
+    case["images"] = [_image(values, capturers) for values in images or ()]
     case["events"] = [_Row(_EVENT.values(values)) for values in events or ()]
     # Read by attribute only, as the answer's builder reads a loaded Referral.
     return cast(Referral, _CaseRow(case))

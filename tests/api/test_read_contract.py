@@ -344,6 +344,8 @@ def test_one_statement_read_answers_and_audits_as_the_orm_read(app: Flask, river
         rows: list[dict[str, Any]] = []
         for read in (case_reads.read_visible_case, referrals.read_referral):
             with app.app_context(), _session(app) as session:
+                # timestamps read alike whatever the session's time zone (+12:45 / +13:45 here)
+                session.execute(sa.text("SET LOCAL TIME ZONE 'Pacific/Chatham'"))
                 case = read(session, actor, case_id)
                 assert case is not None
                 session.commit()
