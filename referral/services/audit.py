@@ -40,26 +40,29 @@ def record(
     return event
 
 
-# What ``insert_for_each`` binds: every column ``record`` sets but the organization, which comes from the statement.
+# What ``insert_for_each`` may bind: every column ``record`` sets but the organization, which the statement gives.
 _BOUND = ("id", "at", "actor_user_id", "actor_organization_id", "action", "outcome", "object_type", "object_id",
           "referral_id", "ip_address", "user_agent", "details", "emergency_access_id")
 
 
-def insert_for_each(source: sa.FromClause, organization_id: sa.ColumnElement[Any]) -> sa.Insert:
+def insert_for_each(source: sa.FromClause, **taken: sa.ColumnElement[Any]) -> sa.Insert:
     """An INSERT of the row ``record`` adds for each row of ``source`` (none when it has none), to run inside a
     statement that reads ``source`` too (a data-modifying CTE on PostgreSQL), built once and executed with
-    ``insert_parameters``. ``organization_id`` is an expression over ``source``; every other value is a bound
-    parameter of the column's own type, so it is stored exactly as ``record`` stores it."""
+    ``insert_parameters``. ``taken`` gives the columns whose values come from ``source`` (the organization, say,
+    as expressions over it); every other value is a bound parameter of the column's own type, so it is stored
+    exactly as ``record`` stores it."""
     columns = AuditEvent.__table__.c
-    bound = [sa.bindparam(f"audit_{name}", type_=columns[name].type) for name in _BOUND]
+    bound = [name for name in _BOUND if name not in taken]
     return sa.insert(AuditEvent).from_select(
-        [*_BOUND, "organization_id"], sa.select(*bound, organization_id).select_from(source))
+        [*bound, *taken],
+        sa.select(*[sa.bindparam(f"audit_{name}", type_=columns[name].type) for name in bound], *taken.values())
+        .select_from(source))
 
 
 def insert_parameters(session: Session, actor: Actor, action: str, *, object_type: str,
                       object_id: uuid.UUID | None, referral_id: uuid.UUID | None = None) -> dict[str, Any]:
-    """The values ``record`` would give the row, for ``insert_for_each``'s statement; its id and time are taken
-    now, as ``record``'s are at the flush."""
+    """The values ``record`` would give the row, for ``insert_for_each``'s statement (which leaves out those it
+    takes from its source); the id and time are taken now, as ``record``'s are at the flush."""
     values = _values(actor, action, object_type, object_id, None, referral_id, "success", None)
     values.update(id=new_id(), at=utcnow(), emergency_access_id=_emergency_mark(session, actor, referral_id))
     return {f"audit_{name}": values[name] for name in _BOUND}

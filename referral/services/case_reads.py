@@ -27,7 +27,7 @@ from sqlalchemy.orm import Mapper, Session
 
 from referral.db import UTCDateTime
 from referral.models import Image, Patient, Provider, Referral, ReferralEvent
-from referral.models.reports import Report
+from referral.models.reports import Report, ReportAddendum, ReportStatus
 from referral.services import access, audit
 from referral.services.actor import Actor
 
@@ -113,16 +113,29 @@ _EVENTS = (sa.select(sa.func.json_agg(aggregate_order_by(sa.func.json_build_arra
            .scalar_subquery())
 
 
+def _visible_case(assigned: bool) -> sa.CTE:
+    """The case asked for (``referral_id``) if the actor sees it through their practice or, ``assigned``, their
+    provider's assignment (``organization_id``, ``provider_id``)."""
+    return (sa.select(Referral.id, Referral.organization_id, Referral.assigned_provider_id)
+            .where(Referral.id == sa.bindparam("referral_id", type_=sa.Uuid),
+                   access.visibility_rule(assigned, sa.bindparam("organization_id", type_=sa.Uuid),
+                                          sa.bindparam("provider_id", type_=sa.Uuid)))
+            .cte("visible_case"))
+
+
+def _parameters(session: Session, actor: Actor, referral_id: uuid.UUID, action: str, object_type: str,
+                object_id: uuid.UUID | None) -> dict[str, Any]:
+    return {"referral_id": referral_id, "organization_id": actor.organization_id, "provider_id": actor.provider_id,
+            **audit.insert_parameters(session, actor, action, object_type=object_type, object_id=object_id,
+                                      referral_id=referral_id)}
+
+
 @functools.cache
 def _statement(assigned: bool) -> sa.Select[Any]:
     """The read for actors who see their practice's cases (and, ``assigned``, those assigned to their provider),
     built once: its cache key and compiled form are then reused by every read."""
-    visible = (sa.select(Referral.id, Referral.organization_id)
-               .where(Referral.id == sa.bindparam("referral_id", type_=sa.Uuid),
-                      access.visibility_rule(assigned, sa.bindparam("organization_id", type_=sa.Uuid),
-                                             sa.bindparam("provider_id", type_=sa.Uuid)))
-               .cte("visible_case"))
-    audited = audit.insert_for_each(visible, visible.c.organization_id).cte("audited")
+    visible = _visible_case(assigned)
+    audited = audit.insert_for_each(visible, organization_id=visible.c.organization_id).cte("audited")
     return (sa.select(*_CASE.selected, *_PATIENT.selected, *_REPORT.selected, _IMAGES, _EVENTS)
             .select_from(visible)
             .join(Referral, Referral.id == visible.c.id)
@@ -149,13 +162,8 @@ def read_visible_case(session: Session, actor: Actor, referral_id: uuid.UUID) ->
     its read audited in the same statement; ``None`` (and nothing recorded) otherwise. The role is checked first,
     as ``access.load_case`` checks it. The caller commits."""
     access.require_role(actor, *access.CLINICAL_READ_ROLES)
-    assigned = access.reads_assigned(actor)
-    parameters = {"referral_id": referral_id, "organization_id": actor.organization_id,
-                  **audit.insert_parameters(session, actor, "referral.read", object_type="referral",
-                                            object_id=referral_id, referral_id=referral_id)}
-    if assigned:
-        parameters["provider_id"] = actor.provider_id
-    row = session.execute(_statement(assigned), parameters).one_or_none()
+    parameters = _parameters(session, actor, referral_id, "referral.read", "referral", referral_id)
+    row = session.execute(_statement(access.reads_assigned(actor)), parameters).one_or_none()
     if row is None:
         return None
     at = 0
@@ -173,3 +181,47 @@ def read_visible_case(session: Session, actor: Actor, referral_id: uuid.UUID) ->
     case["events"] = [_Row(_EVENT.values(values)) for values in events or ()]
     # Read by attribute only, as the answer's builder reads a loaded Referral.
     return cast(Referral, _CaseRow(case))
+
+
+# The report read (``reports.read``): the report with its addenda, for a case the actor sees.
+_REPORT_READ = _Shape(Report, in_json=False)
+_ADDENDUM = _Shape(ReportAddendum, in_json=True)
+_ADDENDA = (sa.select(sa.func.json_agg(aggregate_order_by(sa.func.json_build_array(*_ADDENDUM.selected),
+                                                          ReportAddendum.id)))
+            .where(ReportAddendum.report_id == Report.id)
+            .scalar_subquery())
+
+
+@functools.cache
+def _report_statement(assigned: bool) -> sa.Select[Any]:
+    """The report of a case the actor sees, unless it is a draft and the actor is not the case's reader (the
+    provider it is assigned to), with its audit row; built once as ``_statement`` is."""
+    visible = _visible_case(assigned)
+    readable = (sa.select(Report.id, visible.c.id.label("referral_id"), visible.c.organization_id)
+                .select_from(visible)
+                .join(Report, Report.referral_id == visible.c.id)
+                .where(sa.or_(Report.status != ReportStatus.DRAFT,
+                              visible.c.assigned_provider_id == sa.bindparam("provider_id", type_=sa.Uuid)))
+                .cte("readable_report"))
+    audited = audit.insert_for_each(readable, organization_id=readable.c.organization_id,
+                                    object_id=readable.c.id).cte("audited")
+    return (sa.select(*_REPORT_READ.selected, _ADDENDA)
+            .select_from(readable)
+            .join(Report, Report.id == readable.c.id)
+            .add_cte(audited))
+
+
+def read_visible_report(session: Session, actor: Actor, referral_id: uuid.UUID) -> Report | None:
+    """The case's report with its addenda, when the actor sees the case through their practice or their assignment
+    and the report is signed or theirs to draft, its read audited in the same statement; ``None`` (and nothing
+    recorded) otherwise. The role is checked first, as ``access.load_case`` checks it. The caller commits."""
+    access.require_role(actor, *access.CLINICAL_READ_ROLES)
+    # the row's object is the report, whose id the statement finds
+    parameters = _parameters(session, actor, referral_id, "report.read", "report", None)
+    row = session.execute(_report_statement(access.reads_assigned(actor)), parameters).one_or_none()
+    if row is None:
+        return None
+    report = _REPORT_READ.values(row[:-1])
+    report["addenda"] = [_Row(_ADDENDUM.values(values)) for values in row[-1] or ()]
+    # Read by attribute only, as ReportSchema reads a loaded Report.
+    return cast(Report, _Row(report))
