@@ -1,4 +1,4 @@
-"""The audited case read on PostgreSQL, in one statement.
+"""The audited case and report reads on PostgreSQL, each in one statement.
 
 ``referrals.read_referral`` loads a case through the ORM: about five statements, then an object for every image,
 capturer and event, which is where most of a read's CPU went on a case of many images. Here one statement does the
@@ -10,7 +10,7 @@ What comes back stands in for the ORM objects: plain rows holding the attributes
 values (UUIDs excepted: they come back as their text, all the answer makes of them) and the models' derived properties,
 so that ``referral_documents`` builds the same answer from either. A case the statement does not find (none such,
 another practice's, or one reached only through an emergency grant) is left to the ORM read, which refuses or
-flags it exactly as before.
+flags it exactly as before. The report read (``reports.read``) is done the same way at the end of this module.
 """
 
 from __future__ import annotations
