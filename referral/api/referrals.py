@@ -56,7 +56,7 @@ class ReferralById(MethodView):
     def get(self, referral_id: uuid.UUID) -> Any:
         """One referral with its patient, images, events and report state (audited)"""
         # Built by hand (referral_documents), identical to the schema's dump: the schema documents the answer.
-        referral = referrals.read_referral(db_session(), current_actor(), referral_id)
+        referral = referrals.read_case(db_session(), current_actor(), referral_id)
         return current_app.json.response(referral_detail(referral))
 
 

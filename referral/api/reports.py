@@ -18,8 +18,7 @@ class ReferralReport(MethodView):
     @blp.response(200, ReportSchema)
     def get(self, referral_id: uuid.UUID) -> Any:
         """The report: signed for both sides, a draft only for its reader (audited)"""
-        _, report = reports.read(db_session(), current_actor(), referral_id)
-        return report
+        return reports.read_report(db_session(), current_actor(), referral_id)
 
     @blp.arguments(ReportDraftSchema)
     @blp.response(200, ReportSchema)

@@ -12,9 +12,11 @@ from typing import Any
 
 from flask.json.provider import DefaultJSONProvider
 
-_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
-
 
 class MarkupSafeJSONProvider(DefaultJSONProvider):
     def dumps(self, obj: Any, **kwargs: Any) -> str:
-        return super().dumps(obj, **kwargs).translate(_ESCAPES)
+        # Three replaces rather than one translate table: a replace finds the rare character at C speed, where a
+        # translate with a mapping steps through every character of the answer (milliseconds on a case of 100
+        # images). No replacement holds a character another one replaces, so the order does not matter.
+        text = super().dumps(obj, **kwargs)
+        return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")

@@ -63,7 +63,8 @@ class _Loaded:
 
 def image_document(image: Image) -> dict[str, Any]:
     """``ImageSchema().dump(image)``."""
-    row = _Loaded(image)
+    # A stand-in row of the one-statement read (services/case_reads.py) holds plain attributes already.
+    row = _Loaded(image) if isinstance(image, Image) else image
     deleted = row.deleted_at is not None
     image_id = str(row.id)
     dicom = row.dicom

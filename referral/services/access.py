@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -76,9 +76,20 @@ READER_ROLES = (Role.DENTIST, Role.SPECIALIST)
 def referral_visibility(actor: Actor) -> sa.ColumnElement[bool]:
     """The referrals an actor may see: those of their own organization, and, for a reader, those
     assigned to them right now (a reader who declined or was replaced no longer sees the case)."""
-    own = Referral.organization_id == actor.organization_id
-    if actor.provider_id is not None and actor.role in READER_ROLES:
-        return sa.or_(own, Referral.assigned_provider_id == actor.provider_id)
+    return visibility_rule(reads_assigned(actor), actor.organization_id, actor.provider_id)
+
+
+def reads_assigned(actor: Actor) -> bool:
+    """Whether the actor also sees the cases assigned to their provider (a reader with a provider)."""
+    return actor.provider_id is not None and actor.role in READER_ROLES
+
+
+def visibility_rule(assigned: bool, organization_id: Any, provider_id: Any) -> sa.ColumnElement[bool]:
+    """``referral_visibility`` with the practice and provider as values, or as bound parameters of a statement
+    built once for every actor of the same kind (``assigned``: see ``reads_assigned``)."""
+    own = Referral.organization_id == organization_id
+    if assigned:
+        return sa.or_(own, Referral.assigned_provider_id == provider_id)
     return own
 
 

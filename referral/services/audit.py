@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from referral import unit_of_work
+from referral.db import new_id, utcnow
 from referral.models import AuditEvent
 from referral.services.actor import Actor
 
@@ -32,12 +33,46 @@ def record(
     """Add an audit row to the caller's transaction. ``details`` carries ids and codes, never PHI."""
     event = AuditEvent(**_values(actor, action, object_type, object_id, organization_id, referral_id, outcome,
                                  details))
-    # A case the actor reached only through emergency access (noted by ``access.case_of``): the row says so.
-    marks = session.info.get(EMERGENCY_MARKS) or {}
-    if referral_id is not None and (actor.user_id, referral_id) in marks:
-        event.emergency_access_id = marks[(actor.user_id, referral_id)]
+    grant = _emergency_mark(session, actor, referral_id)
+    if grant is not None:
+        event.emergency_access_id = grant
     session.add(event)
     return event
+
+
+# What ``insert_for_each`` may bind: every column ``record`` sets but the organization, which the statement gives.
+_BOUND = ("id", "at", "actor_user_id", "actor_organization_id", "action", "outcome", "object_type", "object_id",
+          "referral_id", "ip_address", "user_agent", "details", "emergency_access_id")
+
+
+def insert_for_each(source: sa.FromClause, **taken: sa.ColumnElement[Any]) -> sa.Insert:
+    """An INSERT of the row ``record`` adds for each row of ``source`` (none when it has none), to run inside a
+    statement that reads ``source`` too (a data-modifying CTE on PostgreSQL), built once and executed with
+    ``insert_parameters``. ``taken`` gives the columns whose values come from ``source`` (the organization, say,
+    as expressions over it); every other value is a bound parameter of the column's own type, so it is stored
+    exactly as ``record`` stores it."""
+    columns = AuditEvent.__table__.c
+    bound = [name for name in _BOUND if name not in taken]
+    return sa.insert(AuditEvent).from_select(
+        [*bound, *taken],
+        sa.select(*[sa.bindparam(f"audit_{name}", type_=columns[name].type) for name in bound], *taken.values())
+        .select_from(source))
+
+
+def insert_parameters(session: Session, actor: Actor, action: str, *, object_type: str,
+                      object_id: uuid.UUID | None, referral_id: uuid.UUID | None = None) -> dict[str, Any]:
+    """The values ``record`` would give the row, for ``insert_for_each``'s statement (which leaves out those it
+    takes from its source); the id and time are taken now, as ``record``'s are at the flush."""
+    values = _values(actor, action, object_type, object_id, None, referral_id, "success", None)
+    values.update(id=new_id(), at=utcnow(), emergency_access_id=_emergency_mark(session, actor, referral_id))
+    return {f"audit_{name}": values[name] for name in _BOUND}
+
+
+def _emergency_mark(session: Session, actor: Actor, referral_id: uuid.UUID | None) -> uuid.UUID | None:
+    """The grant a case's audit rows are flagged with when the actor reached it only through emergency access
+    (noted by ``access.case_of``)."""
+    marks = session.info.get(EMERGENCY_MARKS) or {}
+    return marks.get((actor.user_id, referral_id)) if referral_id is not None else None
 
 
 def record_denied(

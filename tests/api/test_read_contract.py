@@ -20,13 +20,16 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
+from referral.errors import Forbidden
 from referral.models import AuditEvent, Image, Patient, Referral, ReferralEvent, User
-from referral.models.enums import ConsentGivenBy, ConsentMethod, ImageKind, ReferralStatus
+from referral.models.enums import ConsentGivenBy, ConsentMethod, ImageKind, ReferralStatus, Role
 from referral.models.reports import Report, ReportStatus
 from referral.schemas.images import ImageSchema
 from referral.schemas.referral_documents import image_document, referral_detail
 from referral.schemas.referrals import ReferralDetailSchema
 from referral.schemas.reports import ReportSchema
+from referral.services import case_reads, referrals, reports
+from referral.services.actor import Actor
 from tests.support.api import signed_case
 from tests.support.world import Practice, Reader, World, referral_body
 
@@ -37,6 +40,10 @@ T0 = datetime(2026, 3, 2, 15, 4, 5, 123456, tzinfo=UTC)
 
 def _session(app: Flask) -> Any:
     return app.extensions["referral.sessionmaker"]()
+
+
+def _on_postgres(app: Flask) -> bool:
+    return bool(app.extensions["referral.engine"].dialect.name == "postgresql")
 
 
 def _image(referral: Referral, uploader: uuid.UUID, provider_id: uuid.UUID, n: int) -> Image:
@@ -188,9 +195,17 @@ def test_case_read_statements_do_not_grow_with_images(app: Flask, riverside: Pra
     small = _read_statements(app, reader.client, _case(app, riverside, reader, 2))
     large = _read_statements(app, reader.client, _case(app, riverside, reader, 100))
     assert len(large) == len(small)
+    reads = [s for s in large if "FROM referrals" in s or "FROM images" in s or "FROM referral_events" in s]
+    if _on_postgres(app):
+        # the access check, the case with all it holds and the audit row in one statement (then the COMMIT); the
+        # token check adds two (the suite runs with the token cache off; with it on, none)
+        assert len(reads) == 1
+        assert "INSERT INTO audit_events" in reads[0]
+        assert not any(s.lstrip().upper().startswith("INSERT INTO AUDIT_EVENTS") for s in large)
+        assert len(large) == 3, large
+        return
     # the case in three SELECTs (referral with patient and report; images with their capturer; events) and the
     # audit row; the token check adds two (the suite runs with the token cache off; with it on, none)
-    reads = [s for s in large if "FROM referrals" in s or "FROM images" in s or "FROM referral_events" in s]
     assert len(reads) == 3
     assert sum(s.lstrip().upper().startswith("INSERT INTO AUDIT_EVENTS") for s in large) == 1
     assert len(large) <= 6, large
@@ -261,7 +276,7 @@ def test_inbox_statements_do_not_grow_with_the_page(app: Flask, riverside: Pract
     assert len(large) == len(small) <= 4, large
 
 
-def test_report_read_loads_the_report_and_addenda_with_the_access_check_in_two_selects(
+def test_report_read_loads_the_report_and_addenda_with_the_access_check_in_few_statements(
         app: Flask, world: World, riverside: Practice, hillside: Practice, reader: Reader):
     referral_id = signed_case(world, riverside, reader, target_provider_id=reader.provider_id)
     path = f"/api/v1/referrals/{referral_id}/report"
@@ -278,10 +293,16 @@ def test_report_read_loads_the_report_and_addenda_with_the_access_check_in_two_s
         assert answer.get_data() == expected
         statements = [s for s in seen if not s.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "PRAGMA",
                                                                              "BEGIN", "UPDATE API_TOKENS"))]
+        assert sum("FROM report_addenda" in s for s in statements) == 1
+        if _on_postgres(app):
+            # the token and its user (the suite runs with the token cache off), then the access check, the report
+            # with its addenda and the audit row in one statement
+            assert len(statements) == 3, statements
+            assert "INSERT INTO audit_events" in statements[-1]
+            continue
         # the token and its user (the suite runs with the token cache off), the case with its report and the
         # access check, the addenda, the audit row
         assert len(statements) == 5, statements
-        assert sum("FROM report_addenda" in s for s in statements) == 1
     # Refusals are unchanged: another practice and an unknown case are 404 and audited as denied.
     assert hillside.staff.get(path).status_code == 404
     assert riverside.staff.get(f"/api/v1/referrals/{uuid.uuid4()}/report").status_code == 404
@@ -289,3 +310,210 @@ def test_report_read_loads_the_report_and_addenda_with_the_access_check_in_two_s
         denied = session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "referral.access",
                                                              AuditEvent.outcome == "denied")).all()
         assert {str(row.object_id) == referral_id for row in denied} == {True, False}
+
+
+# The one-statement read (referral/services/case_reads.py) against the ORM read it stands in for, on PostgreSQL.
+
+# Every column of an audit row as the database holds it (text), so that a JSON null and an SQL NULL differ.
+_AUDIT_TEXT = [sa.cast(column, sa.Text).label(column.name) for column in AuditEvent.__table__.c]
+
+
+def _audit_rows(session: Any, **where: Any) -> list[dict[str, Any]]:
+    query = sa.select(*_AUDIT_TEXT).filter_by(**where).order_by(AuditEvent.__table__.c.id)
+    return [dict(row._mapping) for row in session.execute(query)]
+
+
+def _actor(app: Flask, user_id: str, *, ip_address: str | None = None, user_agent: str | None = None) -> Actor:
+    with app.app_context(), _session(app) as session:
+        user = session.get(User, uuid.UUID(user_id))
+        return Actor(user_id=user.id, organization_id=user.organization_id, role=user.role,
+                     provider_id=user.provider_id, ip_address=ip_address, user_agent=user_agent)
+
+
+def _reader_user(app: Flask, reader: Reader) -> str:
+    with app.app_context(), _session(app) as session:
+        return str(session.scalars(sa.select(User.id).where(User.provider_id == uuid.UUID(reader.provider_id))).one())
+
+
+@pytest.mark.parametrize("images", [0, 2, 100])
+def test_one_statement_read_answers_and_audits_as_the_orm_read(app: Flask, riverside: Practice, reader: Reader,
+                                                                images: int):
+    if not _on_postgres(app):
+        pytest.skip("the one-statement read is PostgreSQL's; SQLite reads through the ORM")
+    referral_id = _case(app, riverside, reader, images)
+    expected = _schema_bytes(app, referral_id)
+    case_id = uuid.UUID(referral_id)
+    long_agent = "Mozilla/5.0 " + "x" * 300  # cut to 200 characters in the row
+    for user_id in (riverside.users["staff"], _reader_user(app, reader)):
+        actor = _actor(app, user_id, ip_address="203.0.113.9", user_agent=long_agent)
+        answers: list[bytes] = []
+        rows: list[dict[str, Any]] = []
+        for read in (case_reads.read_visible_case, referrals.read_referral):
+            with app.app_context(), _session(app) as session:
+                # timestamps read alike whatever the session's time zone (+12:45 / +13:45 here)
+                session.execute(sa.text("SET LOCAL TIME ZONE 'Pacific/Chatham'"))
+                case = read(session, actor, case_id)
+                assert case is not None
+                session.commit()
+                answers.append(bytes(app.json.response(referral_detail(case)).get_data()))
+                rows.append(_audit_rows(session, action="referral.read", actor_user_id=actor.user_id)[-1])
+        assert answers == [expected, expected]
+        fast, orm = rows
+        assert fast.pop("id") != orm.pop("id")
+        assert fast.pop("at") <= orm.pop("at")
+        assert fast == orm
+        assert fast["user_agent"] == long_agent[:200]
+        assert fast["details"] == "null"  # as the ORM writes a None JSON value
+
+
+def test_one_statement_read_of_a_case_the_actor_does_not_see_finds_nothing_and_records_nothing(
+        app: Flask, riverside: Practice, hillside: Practice, reader: Reader):
+    if not _on_postgres(app):
+        pytest.skip("the one-statement read is PostgreSQL's; SQLite reads through the ORM")
+    referral_id = uuid.UUID(_case(app, riverside, reader, 2))
+    for user_id, case_id in ((hillside.users["staff"], referral_id), (riverside.users["staff"], uuid.uuid4())):
+        with app.app_context(), _session(app) as session:
+            assert case_reads.read_visible_case(session, _actor(app, user_id), case_id) is None
+            session.commit()
+            assert _audit_rows(session, referral_id=case_id, actor_user_id=uuid.UUID(user_id)) == []
+    # the platform admin reads no cases: refused before any statement
+    admin = Actor(user_id=uuid.uuid4(), organization_id=None, role=Role.ADMIN)
+    with app.app_context(), _session(app) as session, _statements(app) as seen:
+        with pytest.raises(Forbidden):
+            case_reads.read_visible_case(session, admin, referral_id)
+        assert seen == []
+
+
+def test_who_may_read_the_case_is_unchanged(app: Flask, world: World, riverside: Practice, hillside: Practice,
+                                            reader: Reader):
+    """Each way to the case (or none) answers and is audited as before, on both databases; on PostgreSQL the ones
+    the one-statement read does not find go through the ORM read."""
+    referral_id = _case(app, riverside, reader, 2)
+    path = f"/api/v1/referrals/{referral_id}"
+    reader_org = reader.organization_id
+
+    def last_row() -> AuditEvent:
+        with app.app_context(), _session(app) as session:
+            return session.scalars(sa.select(AuditEvent).where(AuditEvent.referral_id == uuid.UUID(referral_id))
+                                   .order_by(AuditEvent.id.desc()).limit(1)).one()
+
+    def outcome(client: Any) -> tuple[int, str, str, str | None, bool]:
+        status = client.get(path).status_code
+        row = last_row()
+        return (status, f"{row.action}:{row.outcome}", str(row.actor_organization_id),
+                None if row.organization_id is None else str(row.organization_id),
+                row.emergency_access_id is not None)
+
+    # the referring practice, any of its reading roles; the reader assigned
+    assert outcome(riverside.staff) == (200, "referral.read:success", riverside.id, riverside.id, False)
+    assert outcome(riverside.billing) == (200, "referral.read:success", riverside.id, riverside.id, False)
+    assert outcome(riverside.dentist) == (200, "referral.read:success", riverside.id, riverside.id, False)
+    assert outcome(reader.client) == (200, "referral.read:success", reader_org, riverside.id, False)
+    # another practice: not found, audited as denied with nothing of the case's practice
+    assert outcome(hillside.staff) == (404, "referral.access:denied", hillside.id, hillside.id, False)
+    # a colleague of the reader holding an emergency grant: read, flagged with the grant
+    covering = world.reader(reader_org, last_name="Covering", accepting=False, role=None)
+    created = world.admin.post(f"/api/v1/organizations/{reader_org}/users",
+                               {"email": "covering@readers.example.com", "role": "specialist",
+                                "provider_id": covering.provider_id})
+    assert created.status_code == 201, created.get_json()
+    colleague = world.as_token(created.get_json()["token"])
+    assert outcome(colleague) == (404, "referral.access:denied", reader_org, reader_org, False)
+    grant = colleague.post(f"{path}/emergency-access",
+                           {"reason": "Dr Endo is in surgery; the patient is in my chair with acute swelling"})
+    assert grant.status_code == 201, grant.get_json()
+    assert outcome(colleague) == (200, "referral.read:success", reader_org, riverside.id, True)
+    assert str(last_row().emergency_access_id) == grant.get_json()["id"]
+    # the reader, once the case is no longer assigned to them: not found
+    with app.app_context(), _session(app) as session:
+        session.get(Referral, uuid.UUID(referral_id)).assigned_provider_id = None
+        session.commit()
+    assert outcome(reader.client) == (404, "referral.access:denied", reader_org, reader_org, False)
+    # the platform admin reads no cases (403, not audited); an unknown id is not found and audited as denied
+    assert world.admin.get(path).status_code == 403
+    missing = uuid.uuid4()
+    assert riverside.staff.get(f"/api/v1/referrals/{missing}").status_code == 404
+    with app.app_context(), _session(app) as session:
+        denied = session.scalars(sa.select(AuditEvent).where(AuditEvent.object_id == missing)).one()
+        assert (denied.action, denied.outcome, denied.organization_id) == ("referral.access", "denied",
+                                                                            uuid.UUID(riverside.id))
+
+
+def test_markup_characters_reach_the_answer_escaped(app: Flask, riverside: Practice, reader: Reader):
+    referral_id = _case(app, riverside, reader, 2)
+    answer = reader.client.get(f"/api/v1/referrals/{referral_id}")
+    data = answer.get_data()
+    assert not {b"<", b">", b"&"} & {bytes([byte]) for byte in data}
+    assert b'"Periapical \\u003c0\\u003e \\u0026 more"' in data
+    assert b'"Not my field \\u003cb\\u003e"' in data
+    assert "Periapical <0> & more" in {image["reason"] for image in answer.get_json()["images"]}
+
+
+@pytest.mark.parametrize("addenda", [0, 2])
+def test_one_statement_report_read_answers_and_audits_as_the_orm_read(app: Flask, world: World,
+                                                                      riverside: Practice, reader: Reader,
+                                                                      addenda: int):
+    if not _on_postgres(app):
+        pytest.skip("the one-statement read is PostgreSQL's; SQLite reads through the ORM")
+    referral_id = signed_case(world, riverside, reader, target_provider_id=reader.provider_id)
+    path = f"/api/v1/referrals/{referral_id}/report"
+    for n in range(addenda):
+        assert reader.client.post(f"{path}/addenda", {"text": f"Addendum <{n}> & more"}).status_code == 201
+    case_id = uuid.UUID(referral_id)
+    with app.app_context(), _session(app) as session:
+        report = session.scalars(sa.select(Report).where(Report.referral_id == case_id)).one()
+        expected = bytes(app.json.response(ReportSchema().dump(report)).get_data())
+    for user_id in (riverside.users["billing"], _reader_user(app, reader)):
+        actor = _actor(app, user_id, ip_address="2001:db8::7", user_agent="curl/8")
+        answers: list[bytes] = []
+        rows: list[dict[str, Any]] = []
+        for read in (case_reads.read_visible_report, lambda *args: reports.read(*args)[1]):
+            with app.app_context(), _session(app) as session:
+                session.execute(sa.text("SET LOCAL TIME ZONE 'Pacific/Chatham'"))
+                found = read(session, actor, case_id)
+                assert found is not None
+                session.commit()
+                answers.append(bytes(app.json.response(ReportSchema().dump(found)).get_data()))
+                rows.append(_audit_rows(session, action="report.read", actor_user_id=actor.user_id)[-1])
+        assert answers == [expected, expected]
+        fast, orm = rows
+        assert fast.pop("id") != orm.pop("id")
+        assert fast.pop("at") <= orm.pop("at")
+        assert fast == orm
+        assert fast["object_type"] == "report"
+        assert fast["object_id"] == str(report.id)
+
+
+def test_report_reads_that_the_one_statement_read_leaves_are_unchanged(app: Flask, world: World,
+                                                                       riverside: Practice, hillside: Practice,
+                                                                       reader: Reader):
+    """A draft is the reader's alone, a case without a report has none to read, another practice's case is not
+    found: as before, on both databases (on PostgreSQL these go through the ORM read)."""
+    referral_id = _case(app, riverside, reader, 2)  # a draft report by ``reader``
+    bare_id = _case(app, riverside, reader, 0)  # no report
+    path = f"/api/v1/referrals/{referral_id}/report"
+
+    def rows(action: str, case: str) -> list[tuple[str, str]]:
+        with app.app_context(), _session(app) as session:
+            found = session.scalars(sa.select(AuditEvent).where(AuditEvent.action == action,
+                                                                AuditEvent.referral_id == uuid.UUID(case))).all()
+            return [(row.outcome, str(row.actor_organization_id)) for row in found]
+
+    assert reader.client.get(path).status_code == 200
+    assert rows("report.read", referral_id) == [("success", reader.organization_id)]
+    for client in (riverside.staff, riverside.billing):
+        answer = client.get(path)
+        assert (answer.status_code, answer.get_json()["message"]) == (404, "No report for this referral yet")
+    assert riverside.staff.get(f"/api/v1/referrals/{bare_id}/report").status_code == 404
+    assert rows("report.read", referral_id) == [("success", reader.organization_id)]
+    assert rows("report.read", bare_id) == []
+    assert hillside.staff.get(path).status_code == 404
+    assert rows("referral.access", referral_id) == [("denied", hillside.id)]
+    with app.app_context(), _session(app) as session:
+        # and the one-statement read finds none of these (nothing recorded by it)
+        for user_id, case in ((riverside.users["staff"], referral_id), (riverside.users["staff"], bare_id),
+                              (hillside.users["staff"], referral_id)):
+            if _on_postgres(app):
+                assert case_reads.read_visible_report(session, _actor(app, user_id), uuid.UUID(case)) is None
+        session.commit()
+    assert rows("report.read", referral_id) == [("success", reader.organization_id)]

@@ -1,0 +1,227 @@
+"""The audited case and report reads on PostgreSQL, each in one statement.
+
+``referrals.read_referral`` loads a case through the ORM: about five statements, then an object for every image,
+capturer and event, which is where most of a read's CPU went on a case of many images. Here one statement does the
+same work: its WHERE clause is the access rule (``access.referral_visibility``), a data-modifying CTE inserts the
+audit row ``audit.record`` would add, and its one row is the case with its patient and report state, and its images
+(each with its capturer) and events aggregated as JSON arrays, in the order the ORM loads them.
+
+What comes back stands in for the ORM objects: plain rows holding the attributes the answer reads, with the same
+values (UUIDs excepted: they come back as their text, all the answer makes of them) and the models' derived properties,
+so that ``referral_documents`` builds the same answer from either. A case the statement does not find (none such,
+another practice's, or one reached only through an emergency grant) is left to the ORM read, which refuses or
+flags it exactly as before. The report read (``reports.read``) is done the same way at the end of this module.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.orm import Mapper, Session
+
+from referral.db import UTCDateTime
+from referral.models import Image, Patient, Provider, Referral, ReferralEvent
+from referral.models.reports import Report, ReportAddendum, ReportStatus
+from referral.services import access, audit
+from referral.services.actor import Actor
+
+
+class _Row:
+    """One row's values as attributes, kept in ``__dict__`` (where ``referral_documents`` reads loaded values)."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__ = values
+
+
+def _stand_in(model: type, *derived: str) -> type[_Row]:
+    """A row class for ``model`` that borrows the model's properties computed from its columns, unchanged."""
+    return type(f"{model.__name__}Row", (_Row,), {name: vars(model)[name] for name in derived})
+
+
+_CaseRow = _stand_in(Referral, "report", "question", "consent")
+_PatientRow = _stand_in(Patient, "is_deleted", "address", "coverage")
+_ImageRow = _stand_in(Image, "is_deleted", "capture_notes", "has_renditions", "preview_status")
+_ProviderRow = _stand_in(Provider, "display_name")
+
+# Timestamps travel in JSON as UTC text with all six digits of microseconds and the offset, whatever the session's
+# time zone is, so that ``datetime.fromisoformat`` reads them back as the very values UTCDateTime gives (in UTC).
+_UTC_TEXT = 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'
+
+
+class _Shape:
+    """Some mapped columns of a model: how they are selected, and how the values come back as the ORM's."""
+
+    def __init__(self, model: type, keys: Sequence[str] | None = None, *, leave_out: Sequence[str] = (),
+                 in_json: bool) -> None:
+        mapper: Mapper[Any] = sa.inspect(model)
+        attributes = [attr for attr in mapper.column_attrs
+                      if (keys is None or attr.key in keys) and attr.key not in leave_out]
+        self.keys = [attr.key for attr in attributes]
+        columns = [attr.columns[0] for attr in attributes]
+        self.selected: list[sa.ColumnElement[Any]] = [
+            sa.func.to_char(sa.func.timezone("UTC", column), _UTC_TEXT)
+            if in_json and isinstance(column.type, UTCDateTime) else column
+            for column in columns]
+        # In JSON, enums come back as their values and timestamps as text; selected as columns, their types read them.
+        self.fixes: list[tuple[int, Callable[[Any], Any]]] = []
+        if in_json:
+            for index, column in enumerate(columns):
+                if isinstance(column.type, UTCDateTime):
+                    self.fixes.append((index, datetime.fromisoformat))
+                elif isinstance(column.type, sa.Enum) and column.type.enum_class is not None:
+                    self.fixes.append((index, column.type.enum_class))
+
+    def values(self, row: Sequence[Any]) -> dict[str, Any]:
+        if self.fixes:
+            row = list(row)
+            for index, fix in self.fixes:
+                value = row[index]
+                if value is not None:
+                    row[index] = fix(value)
+        return dict(zip(self.keys, row, strict=True))
+
+
+_CASE = _Shape(Referral, in_json=False)
+_PATIENT = _Shape(Patient, in_json=False)
+# The answer reads the report's state only; its text stays in the database.
+_REPORT = _Shape(Report, ("id", "status", "signed_at"), in_json=False)
+# Where an image's bytes are, who uploaded it and when its objects were removed are neither in the answer nor read
+# by the properties it uses; leaving them out spares their decoding on every image.
+_IMAGE = _Shape(Image, leave_out=("organization_id", "storage_backend", "storage_key", "thumbnail_key",
+                                  "sop_instance_uid", "uploaded_by_user_id", "objects_removed_at"), in_json=True)
+# What an image's capture notes read of the provider recorded as having taken it.
+_CAPTURER = _Shape(Provider, ("id", "first_name", "last_name", "credentials"), in_json=True)
+_EVENT = _Shape(ReferralEvent, in_json=True)
+
+
+# The case's images (each with its capturer) and events as JSON arrays, in the order the ORM loads them; the same
+# for every read, correlated to the case of the statement they are put in.
+_IMAGES = (sa.select(sa.func.json_agg(aggregate_order_by(
+               sa.func.json_build_array(*_IMAGE.selected, *_CAPTURER.selected), Image.id)))
+           .select_from(sa.outerjoin(Image, Provider, Provider.id == Image.captured_by_provider_id))
+           .where(Image.referral_id == Referral.id)
+           .scalar_subquery())
+_EVENTS = (sa.select(sa.func.json_agg(aggregate_order_by(sa.func.json_build_array(*_EVENT.selected),
+                                                         ReferralEvent.id)))
+           .where(ReferralEvent.referral_id == Referral.id)
+           .scalar_subquery())
+
+
+def _visible_case(assigned: bool) -> sa.CTE:
+    """The case asked for (``referral_id``) if the actor sees it through their practice or, ``assigned``, their
+    provider's assignment (``organization_id``, ``provider_id``)."""
+    return (sa.select(Referral.id, Referral.organization_id, Referral.assigned_provider_id)
+            .where(Referral.id == sa.bindparam("referral_id", type_=sa.Uuid),
+                   access.visibility_rule(assigned, sa.bindparam("organization_id", type_=sa.Uuid),
+                                          sa.bindparam("provider_id", type_=sa.Uuid)))
+            .cte("visible_case"))
+
+
+def _parameters(session: Session, actor: Actor, referral_id: uuid.UUID, action: str, object_type: str,
+                object_id: uuid.UUID | None) -> dict[str, Any]:
+    return {"referral_id": referral_id, "organization_id": actor.organization_id, "provider_id": actor.provider_id,
+            **audit.insert_parameters(session, actor, action, object_type=object_type, object_id=object_id,
+                                      referral_id=referral_id)}
+
+
+@functools.cache
+def _statement(assigned: bool) -> sa.Select[Any]:
+    """The read for actors who see their practice's cases (and, ``assigned``, those assigned to their provider),
+    built once: its cache key and compiled form are then reused by every read."""
+    visible = _visible_case(assigned)
+    audited = audit.insert_for_each(visible, organization_id=visible.c.organization_id).cte("audited")
+    return (sa.select(*_CASE.selected, *_PATIENT.selected, *_REPORT.selected, _IMAGES, _EVENTS)
+            .select_from(visible)
+            .join(Referral, Referral.id == visible.c.id)
+            .join(Patient, Patient.id == Referral.patient_id)
+            .outerjoin(Report, Report.referral_id == Referral.id)
+            .add_cte(audited))
+
+
+def _image(values: Sequence[Any], capturers: dict[str, _Row]) -> _Row:
+    """An image row with its capturer, one row per provider however many images they took (as the ORM's identity
+    map gives one object)."""
+    width = len(_IMAGE.keys)
+    image = _IMAGE.values(values[:width])
+    capturer_id = values[width]
+    capturer = capturers.get(capturer_id) if capturer_id is not None else None
+    if capturer is None and capturer_id is not None:
+        capturer = capturers[capturer_id] = _ProviderRow(_CAPTURER.values(values[width:]))
+    image["captured_by"] = capturer
+    return _ImageRow(image)
+
+
+def read_visible_case(session: Session, actor: Actor, referral_id: uuid.UUID) -> Referral | None:
+    """The case with what its answer needs, when the actor sees it through their practice or their assignment,
+    its read audited in the same statement; ``None`` (and nothing recorded) otherwise. The role is checked first,
+    as ``access.load_case`` checks it. The caller commits."""
+    access.require_role(actor, *access.CLINICAL_READ_ROLES)
+    parameters = _parameters(session, actor, referral_id, "referral.read", "referral", referral_id)
+    row = session.execute(_statement(access.reads_assigned(actor)), parameters).one_or_none()
+    if row is None:
+        return None
+    at = 0
+    parts: list[Sequence[Any]] = []
+    for shape in (_CASE, _PATIENT, _REPORT):
+        parts.append(row[at:at + len(shape.keys)])
+        at += len(shape.keys)
+    images, events = row[at], row[at + 1]
+    case = _CASE.values(parts[0])
+    report = _REPORT.values(parts[2])
+    case["patient"] = _PatientRow(_PATIENT.values(parts[1]))
+    case["interpretation"] = None if report["id"] is None else _Row(report)
+    capturers: dict[str, _Row] = {}
+    case["images"] = [_image(values, capturers) for values in images or ()]
+    case["events"] = [_Row(_EVENT.values(values)) for values in events or ()]
+    # Read by attribute only, as the answer's builder reads a loaded Referral.
+    return cast(Referral, _CaseRow(case))
+
+
+# The report read (``reports.read``): the report with its addenda, for a case the actor sees.
+_REPORT_READ = _Shape(Report, in_json=False)
+_ADDENDUM = _Shape(ReportAddendum, in_json=True)
+_ADDENDA = (sa.select(sa.func.json_agg(aggregate_order_by(sa.func.json_build_array(*_ADDENDUM.selected),
+                                                          ReportAddendum.id)))
+            .where(ReportAddendum.report_id == Report.id)
+            .scalar_subquery())
+
+
+@functools.cache
+def _report_statement(assigned: bool) -> sa.Select[Any]:
+    """The report of a case the actor sees, unless it is a draft and the actor is not the case's reader (the
+    provider it is assigned to), with its audit row; built once as ``_statement`` is."""
+    visible = _visible_case(assigned)
+    readable = (sa.select(Report.id, visible.c.id.label("referral_id"), visible.c.organization_id)
+                .select_from(visible)
+                .join(Report, Report.referral_id == visible.c.id)
+                .where(sa.or_(Report.status != ReportStatus.DRAFT,
+                              visible.c.assigned_provider_id == sa.bindparam("provider_id", type_=sa.Uuid)))
+                .cte("readable_report"))
+    audited = audit.insert_for_each(readable, organization_id=readable.c.organization_id,
+                                    object_id=readable.c.id).cte("audited")
+    return (sa.select(*_REPORT_READ.selected, _ADDENDA)
+            .select_from(readable)
+            .join(Report, Report.id == readable.c.id)
+            .add_cte(audited))
+
+
+def read_visible_report(session: Session, actor: Actor, referral_id: uuid.UUID) -> Report | None:
+    """The case's report with its addenda, when the actor sees the case through their practice or their assignment
+    and the report is signed or theirs to draft, its read audited in the same statement; ``None`` (and nothing
+    recorded) otherwise. The role is checked first, as ``access.load_case`` checks it. The caller commits."""
+    access.require_role(actor, *access.CLINICAL_READ_ROLES)
+    # the row's object is the report, whose id the statement finds
+    parameters = _parameters(session, actor, referral_id, "report.read", "report", None)
+    row = session.execute(_report_statement(access.reads_assigned(actor)), parameters).one_or_none()
+    if row is None:
+        return None
+    report = _REPORT_READ.values(row[:-1])
+    report["addenda"] = [_Row(_ADDENDUM.values(values)) for values in row[-1] or ()]
+    # Read by attribute only, as ReportSchema reads a loaded Report.
+    return cast(Report, _Row(report))
