@@ -106,6 +106,10 @@ def draw_in(session: Session, store: Storage, image_id: uuid.UUID) -> str:
     image = session.get(Image, image_id)
     if image is None or image.preview_state != PREVIEW_PENDING or image.deleted_at is not None:
         return "skipped"
+    # No transaction is held while the file is read and drawn, which takes seconds and may wait for a drawing slot:
+    # on SQLite every transaction holds the database's write lock, so an upload waiting behind it would time out.
+    # The outcome is recorded in a transaction of its own, only if the image is still pending then.
+    session.commit()
     try:
         with tempfile.TemporaryFile() as spool:
             size = _spool(store, image.storage_key, spool)

@@ -159,6 +159,27 @@ def test_two_drawings_of_one_image_keep_one_set_of_renditions(app: Flask, rivers
     assert kept == {row.storage_key, row.preview_key, row.thumbnail_key}
 
 
+def test_no_transaction_is_held_while_a_pending_image_is_drawn(app: Flask, riverside: Practice,
+                                                                monkeypatch: pytest.MonkeyPatch):
+    """Drawing takes seconds and may wait for a slot; on SQLite an open transaction would hold the write lock and
+    every upload meanwhile would wait behind it."""
+    referral_id = new_referral(riverside)
+    image_id = uuid.UUID(upload(riverside.staff, riverside, referral_id, samples.dicom_bytes()).get_json()["id"])
+    factory, store = app.extensions["referral.sessionmaker"], app.extensions["referral.storage"]
+    real_render = renditions._render
+    seen: list[bool] = []
+    with factory() as session:
+        def render(*args: object, **kwargs: object) -> object:
+            seen.append(session.in_transaction())
+            return real_render(*args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(renditions, "_render", render)
+        assert renditions.draw_in(session, store, image_id) == "drawn"
+
+    assert seen == [False]
+    assert images_of(app, referral_id)[0].preview_state is None
+
+
 def test_a_pending_image_deleted_before_drawing_is_left_alone(app: Flask, riverside: Practice):
     referral_id = new_referral(riverside)
     image_id = upload(riverside.staff, riverside, referral_id, samples.dicom_bytes()).get_json()["id"]
