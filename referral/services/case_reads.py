@@ -66,14 +66,20 @@ class _Shape:
         columns = [attr.columns[0] for attr in attributes]
         self.selected: list[sa.ColumnElement[Any]] = [
             sa.func.to_char(sa.func.timezone("UTC", column), _UTC_TEXT)
-            if in_json and isinstance(column.type, UTCDateTime) else column
+            if in_json and isinstance(column.type, UTCDateTime)
+            # A float travels as its text: as a JSON number, -0 would come back as the integer 0.
+            else sa.cast(column, sa.Text) if in_json and isinstance(column.type, sa.Float)
+            else column
             for column in columns]
-        # In JSON, enums come back as their values and timestamps as text; selected as columns, their types read them.
+        # In JSON, enums come back as their values, timestamps and floats as text; selected as columns, their types
+        # read them.
         self.fixes: list[tuple[int, Callable[[Any], Any]]] = []
         if in_json:
             for index, column in enumerate(columns):
                 if isinstance(column.type, UTCDateTime):
                     self.fixes.append((index, datetime.fromisoformat))
+                elif isinstance(column.type, sa.Float):
+                    self.fixes.append((index, float))
                 elif isinstance(column.type, sa.Enum) and column.type.enum_class is not None:
                     self.fixes.append((index, column.type.enum_class))
 
