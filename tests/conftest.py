@@ -127,12 +127,31 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+# A test's SQLite file and local-folder store live in memory-backed /dev/shm where there is one: each commit's and
+# each stored object's fsync is then free (a few milliseconds each on disk, dozens a test). Nothing a test checks
+# depends on the bytes reaching a disk (the tests of a full disk make stores of their own).
+_SHM = Path("/dev/shm")
+
+
+def _memory_folder(tmp_path: Path) -> Iterator[Path]:
+    if _SHM.is_dir() and os.access(_SHM, os.W_OK):
+        folder = _SHM / f"referral-test-{uuid.uuid4().hex}"
+        folder.mkdir()
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    else:
+        yield tmp_path
+
+
 @pytest.fixture
 def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     if backend.startswith("sqlite"):
-        path = tmp_path / "referral.db"
-        shutil.copy(request.getfixturevalue("sqlite_template"), path)
-        yield f"sqlite:///{path}"
+        for folder in _memory_folder(tmp_path):
+            path = folder / "referral.db"
+            shutil.copy(request.getfixturevalue("sqlite_template"), path)
+            yield f"sqlite:///{path}"
     else:
         url = request.getfixturevalue("migrated_postgres")
         yield url
@@ -142,7 +161,8 @@ def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -
 @pytest.fixture
 def store(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Storage]:
     if backend.endswith("local"):
-        yield LocalStorage(tmp_path / "objects")
+        for folder in _memory_folder(tmp_path):
+            yield LocalStorage(folder / "objects")
         return
     s3 = S3Storage(request.getfixturevalue("s3_bucket"), prefix="referral")
     yield s3
