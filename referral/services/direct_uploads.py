@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import logging
 import tempfile
 import uuid
@@ -211,7 +210,7 @@ def _file_upload(session: Session, store: Storage, actor: Actor, referral: Refer
         with RangeReader(store, key, copied.size, first=HEADER_RANGE) as header:
             if sniff(header.read(HEAD_BYTES)) is ImageFormat.DICOM:
                 image = _admit_verified_dicom(session, store, actor, referral, fields, declared, image_id, key,
-                                              copied.sha256, header)
+                                              copied.sha256, copied.size, header)
                 _settle_completed(session, actor, pending, referral, image)
                 return image
     # Raster formats are checked by decoding them whole, and a store that vouches for no digest leaves the
@@ -228,10 +227,9 @@ def _file_upload(session: Session, store: Storage, actor: Actor, referral: Refer
 
 def _admit_verified_dicom(session: Session, store: Storage, actor: Actor, referral: Referral,
                           fields: dict[str, Any], declared: DeclaredFile, image_id: uuid.UUID, key: str,
-                          sha256: str, header: RangeReader) -> Image:
+                          sha256: str, size: int, header: RangeReader) -> Image:
     """A DICOM file whose digest the store vouches for: the header checks read it in ranges, as far as the
     header goes; the pixel data is measured against the object's size, not read (the worker draws it)."""
-    size = header.seek(0, io.SEEK_END)
     header.seek(0)
     upload = intake.Upload(stream=cast(BinaryIO, header), size=size, sha256=sha256, filename=declared.filename)
     try:
