@@ -1,4 +1,4 @@
-"""The audited case and report reads on PostgreSQL, each in one statement.
+"""The audited case, report, image and list reads on PostgreSQL, each in one statement.
 
 ``referrals.read_referral`` loads a case through the ORM: about five statements, then an object for every image,
 capturer and event, which is where most of a read's CPU went on a case of many images. Here one statement does the
@@ -10,12 +10,15 @@ What comes back stands in for the ORM objects: plain rows holding the attributes
 values (UUIDs excepted: they come back as their text, all the answer makes of them) and the models' derived properties,
 so that ``referral_documents`` builds the same answer from either. A case the statement does not find (none such,
 another practice's, or one reached only through an emergency grant) is left to the ORM read, which refuses or
-flags it exactly as before. The report read (``reports.read``) is done the same way at the end of this module.
+flags it exactly as before. The report read (``reports.read``) is done the same way further on, and so are the
+image read (``intake.read_image``) and a page of the inbox or sent box (``referrals.list_referrals``) at the end of
+this module, where what comes back is the ORM's objects.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -23,12 +26,12 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import aggregate_order_by
-from sqlalchemy.orm import Mapper, Session
+from sqlalchemy.orm import Mapper, Session, joinedload
 
 from referral.db import UTCDateTime
-from referral.models import Image, Patient, Provider, Referral, ReferralEvent
+from referral.models import AuditEvent, Image, Patient, Provider, Referral, ReferralEvent
 from referral.models.reports import Report, ReportAddendum, ReportStatus
-from referral.services import access, audit
+from referral.services import access, audit, pagination
 from referral.services.actor import Actor
 
 
@@ -231,3 +234,76 @@ def read_visible_report(session: Session, actor: Actor, referral_id: uuid.UUID) 
     report["addenda"] = [_Row(_ADDENDUM.values(values)) for values in row[-1] or ()]
     # Read by attribute only, as ReportSchema reads a loaded Report.
     return cast(Report, _Row(report))
+
+
+# The image read (``intake.read_image``): one image's metadata with who captured it, its case's access rule and the
+# audit row in one statement. The image comes back as the ORM's object (one row, so there is little to spare).
+@functools.cache
+def _image_statement(assigned: bool) -> sa.Select[Any]:
+    visible = (sa.select(Image.id, Image.organization_id, Image.referral_id)
+               .join(Referral, Referral.id == Image.referral_id)
+               .where(Image.id == sa.bindparam("image_id", type_=sa.Uuid),
+                      access.visibility_rule(assigned, sa.bindparam("organization_id", type_=sa.Uuid),
+                                             sa.bindparam("provider_id", type_=sa.Uuid)))
+               .cte("visible_image"))
+    audited = audit.insert_for_each(visible, organization_id=visible.c.organization_id,
+                                    object_id=visible.c.id, referral_id=visible.c.referral_id).cte("audited")
+    return (sa.select(Image).join(visible, visible.c.id == Image.id)
+            .options(joinedload(Image.captured_by))
+            .add_cte(audited))
+
+
+def read_visible_image(session: Session, actor: Actor, image_id: uuid.UUID) -> Image | None:
+    """The image with its capturer when the actor sees its case through their practice or their assignment, its
+    read audited in the same statement; ``None`` (and nothing recorded) otherwise, including for a role that reads
+    no cases. The caller commits."""
+    if actor.role not in access.CLINICAL_READ_ROLES:
+        return None
+    # the row's case and object are the image's, which the statement finds
+    parameters = {"image_id": image_id, "organization_id": actor.organization_id, "provider_id": actor.provider_id,
+                  **audit.insert_parameters(session, actor, "image.read", object_type="image", object_id=None)}
+    return session.scalars(_image_statement(access.reads_assigned(actor)), parameters).unique().one_or_none()
+
+
+# The inbox or sent box (``referrals.list_referrals``): a page of cases and the audit row of its reading, which
+# records how many the page holds, in one statement.
+_ORDER = (Referral.due_at, Referral.id)
+
+
+def _page_statement(listing: sa.Select[Any], after: bool) -> sa.Select[Any]:
+    """The page of ``listing`` (``pagination.keyset``) with the row ``audit.record`` adds for ``referral.list``; the
+    details' JSON text is the bound ``details_head``, the page's count and ``details_tail``."""
+    bounded = pagination.keyset(listing, _ORDER, after=after)
+    listed = bounded.with_only_columns(Referral.id).cte("listed")
+    counted = (sa.select(sa.func.least(sa.func.count(), sa.bindparam("page_size", type_=sa.Integer)).label("count"))
+               .select_from(listed).subquery("counted"))
+    text = (sa.bindparam("details_head", type_=sa.Text) + sa.cast(counted.c.count, sa.Text)
+            + sa.bindparam("details_tail", type_=sa.Text))
+    audited = audit.insert_for_each(
+        counted, organization_id=sa.bindparam("organization_id", type_=sa.Uuid),
+        details=sa.cast(text, AuditEvent.__table__.c.details.type)).cte("audited")
+    return (sa.select(Referral).join(listed, listed.c.id == Referral.id)
+            .order_by(*pagination.ordering(_ORDER)).add_cte(audited))
+
+
+# Built once for each listing ``referrals._listing`` builds once (searches build theirs every time).
+_reused_page_statement = functools.cache(_page_statement)
+_COUNT = "__count__"
+
+
+def read_page(session: Session, actor: Actor, listing: sa.Select[Any], parameters: dict[str, Any],
+              cursor: str | None, limit: int | None, details: dict[str, Any], *,
+              reuse: bool) -> tuple[list[Referral], str | None]:
+    """``pagination.page`` of ``listing`` (cases, by response deadline then id; ``parameters`` binds its values)
+    with the row ``audit.record`` adds for ``referral.list``, its ``details`` completed with the page's count,
+    inserted by the same statement. ``reuse``: ``listing`` is built once and so is this statement. The caller
+    commits."""
+    paging, size = pagination.keyset_parameters(_ORDER, cursor, limit)
+    # The details' JSON text as the ORM writes it (the same serializer), the count put in by the statement.
+    head, tail = json.dumps({"count": _COUNT, **details}).split(json.dumps(_COUNT), 1)
+    statement = (_reused_page_statement if reuse else _page_statement)(listing, bool(cursor))
+    rows = session.scalars(statement, {
+        **parameters, **paging, "page_size": size, "details_head": head, "details_tail": tail,
+        "organization_id": actor.organization_id,
+        **audit.insert_parameters(session, actor, "referral.list", object_type="referral", object_id=None)})
+    return pagination.page_of(list(rows), _ORDER, size)

@@ -34,7 +34,7 @@ from referral.models import IdempotencyRecord, Image, Patient, Provider, Referra
 from referral.models.enums import ImageKind, ReferralStatus
 from referral.models.images import PREVIEW_FAILED, PREVIEW_PENDING, IntegrityProblem
 from referral.observability import metrics
-from referral.services import access, audit, clock, idempotency, renditions
+from referral.services import access, audit, case_reads, clock, idempotency, renditions
 from referral.services.actor import Actor
 from storage import ObjectNotFound, Storage, StorageError, StorageUnavailable, StoredObject
 
@@ -432,14 +432,23 @@ def _delete_quietly(store: Storage, key: str) -> None:
 def read_image(session: Session, actor: Actor, image_id: uuid.UUID) -> Image:
     """One image's metadata (no pixels). Audited like every other read of a case.
 
-    One SELECT finds the image, checks that its case is visible to the actor and loads who captured it; anything
-    else (no such image, a case the actor may not see, a role that reads no cases) goes the ordinary way through
+    One SELECT finds the image, checks that its case is visible to the actor and loads who captured it (on
+    PostgreSQL the same statement inserts the audit row: ``case_reads.read_visible_image``); anything else (no such
+    image, a case the actor may not see, a role that reads no cases) goes the ordinary way through
     ``access.get_image``, which refuses it as every other route does."""
-    image = session.execute(
-        sa.select(Image).join(Referral, Referral.id == Image.referral_id)
-        .where(Image.id == image_id, access.referral_visibility(actor))
-        .options(joinedload(Image.captured_by))
-    ).scalar_one_or_none() if actor.role in access.CLINICAL_READ_ROLES else None
+    if session.get_bind().dialect.name == "postgresql":
+        image = case_reads.read_visible_image(session, actor, image_id)
+        if image is not None:
+            session.commit()
+            return image
+    elif actor.role in access.CLINICAL_READ_ROLES:
+        image = session.execute(
+            sa.select(Image).join(Referral, Referral.id == Image.referral_id)
+            .where(Image.id == image_id, access.referral_visibility(actor))
+            .options(joinedload(Image.captured_by))
+        ).scalar_one_or_none()
+    else:
+        image = None
     if image is None:
         image = access.get_image(session, actor, image_id)
     audit.record(session, actor, "image.read", object_type="image", object_id=image.id,

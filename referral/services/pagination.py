@@ -70,14 +70,40 @@ def page(
 ) -> tuple[list[Any], str | None]:
     """One page of ``query`` sorted by ``order`` (which must end with a unique column), and the cursor
     for the next page (None on the last page)."""
-    limit = min(limit or DEFAULT_LIMIT, MAX_LIMIT)
-    if cursor:
-        after = decode_cursor(cursor, order)
+    parameters, size = keyset_parameters(order, cursor, limit)
+    bounded = keyset(query, order, after=bool(cursor), descending=descending)
+    return page_of(list(session.scalars(bounded, parameters)), order, size)
+
+
+def keyset(query: sa.Select[Any], order: Sequence[InstrumentedAttribute[Any]], *, after: bool,
+           descending: bool = False) -> sa.Select[Any]:
+    """``query`` sorted by ``order``, narrowed (``after``) to the rows after a cursor, and limited to one row beyond
+    the page (which tells whether another page follows); the cursor's values and the number of rows are bound
+    parameters (``keyset_parameters``), so that a statement built once serves every page."""
+    if after:
         keys = sa.tuple_(*order)
-        bound = sa.tuple_(*(sa.literal(value, column.type) for column, value in zip(order, after, strict=True)))
+        bound = sa.tuple_(*(sa.bindparam(f"after_{n}", type_=column.type) for n, column in enumerate(order)))
         query = query.where(keys < bound if descending else keys > bound)
-    ordering = [column.desc() if descending else column.asc() for column in order]
-    rows = list(session.scalars(query.order_by(*ordering).limit(limit + 1)))
+    return query.order_by(*ordering(order, descending=descending)).limit(sa.bindparam("page_rows", type_=sa.Integer))
+
+
+def keyset_parameters(order: Sequence[InstrumentedAttribute[Any]], cursor: str | None,
+                      limit: int | None) -> tuple[dict[str, Any], int]:
+    """The parameters of ``keyset``'s statement for the page after ``cursor`` (from its start when None), and the
+    page's size."""
+    size = min(limit or DEFAULT_LIMIT, MAX_LIMIT)
+    parameters: dict[str, Any] = {"page_rows": size + 1}
+    if cursor:
+        parameters.update((f"after_{n}", value) for n, value in enumerate(decode_cursor(cursor, order)))
+    return parameters, size
+
+
+def ordering(order: Sequence[InstrumentedAttribute[Any]], *, descending: bool = False) -> list[Any]:
+    return [column.desc() if descending else column.asc() for column in order]
+
+
+def page_of(rows: list[Any], order: Sequence[InstrumentedAttribute[Any]], limit: int) -> tuple[list[Any], str | None]:
+    """The page of ``rows`` read with ``keyset`` (at most ``limit`` + 1 of them), and the next page's cursor."""
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import datetime
 from typing import Any
@@ -23,10 +24,9 @@ from referral.models.enums import (
     Specialty,
     Urgency,
 )
-from referral.services import access, audit, case_reads, clock
+from referral.services import access, audit, case_reads, clock, pagination
 from referral.services.actor import Actor
 from referral.services.consent import check_giver
-from referral.services.pagination import page
 from referral.services.workflow import WorkflowSettings
 
 
@@ -173,6 +173,24 @@ def search_condition(text: str) -> sa.ColumnElement[bool] | None:
     return sa.or_(*found)
 
 
+@functools.cache
+def _listing(view: str, statuses: bool, urgency: bool, overdue: bool | None) -> sa.Select[Any]:
+    """The cases an inbox (``view``: the reader's provider's) or sent box (the practice's) lists, narrowed by the
+    filters asked for, before any search; the viewer, statuses, urgency and the time are bound parameters
+    (``_listing_parameters``), so each combination of filters is built once and then reused as it is."""
+    viewer = Referral.assigned_provider_id if view == "inbox" else Referral.organization_id
+    query = sa.select(Referral).where(viewer == sa.bindparam("viewer", type_=sa.Uuid))
+    if statuses:
+        query = query.where(Referral.status.in_(sa.bindparam("statuses", expanding=True, type_=Referral.status.type)))
+    if urgency:
+        query = query.where(Referral.urgency == sa.bindparam("urgency", type_=Referral.urgency.type))
+    if overdue is not None:
+        late = sa.and_(Referral.status.in_(AWAITING_RESPONSE),
+                       Referral.due_at < sa.bindparam("now", type_=Referral.due_at.type))
+        query = query.where(late if overdue else sa.not_(late))
+    return query
+
+
 def list_referrals(session: Session, actor: Actor, *, view: str | None = None, statuses: list[str] | None = None,
                    urgency: str | None = None, overdue: bool | None = None, cursor: str | None = None,
                    limit: int | None = None, q: str | None = None) -> tuple[list[Referral], str | None]:
@@ -181,29 +199,33 @@ def list_referrals(session: Session, actor: Actor, *, view: str | None = None, s
     access.require_role(actor, *access.CLINICAL_READ_ROLES)
     if view is None:
         view = "inbox" if actor.role == Role.SPECIALIST else "sent"
-    if view == "inbox":
-        if actor.provider_id is None or actor.role not in access.READER_ROLES:
-            raise ValidationFailed("view=inbox lists the cases assigned to a reader; you are not one",
-                                   {"view": ["Only readers have an inbox."]})
-        query = sa.select(Referral).where(Referral.assigned_provider_id == actor.provider_id)
-    else:
-        query = sa.select(Referral).where(Referral.organization_id == actor.organization_id)
-    if statuses:
-        query = query.where(Referral.status.in_([ReferralStatus(s) for s in statuses]))
-    if urgency:
-        query = query.where(Referral.urgency == Urgency(urgency))
-    if overdue is not None:
-        late = sa.and_(Referral.status.in_(AWAITING_RESPONSE), Referral.due_at < utcnow())
-        query = query.where(late if overdue else sa.not_(late))
+    if view == "inbox" and (actor.provider_id is None or actor.role not in access.READER_ROLES):
+        raise ValidationFailed("view=inbox lists the cases assigned to a reader; you are not one",
+                               {"view": ["Only readers have an inbox."]})
+    query = _listing(view, bool(statuses), bool(urgency), overdue)
+    parameters: dict[str, Any] = {
+        "viewer": actor.provider_id if view == "inbox" else actor.organization_id,
+        "statuses": [ReferralStatus(s) for s in statuses or ()],
+        "urgency": Urgency(urgency) if urgency else None,
+        "now": utcnow(),
+    }
     searched = search_condition(q) if q else None
     if searched is not None:
         query = query.join(Patient, Patient.id == Referral.patient_id).where(searched)
-    items, next_cursor = page(session, query, [Referral.due_at, Referral.id], cursor, limit)
-    details: dict[str, Any] = {"count": len(items), "view": view}
+    details: dict[str, Any] = {"view": view}
     if searched is not None:
         details["searched"] = True  # never the words searched for: they may be a patient's name
-    audit.record(session, actor, "referral.list", object_type="referral", object_id=None,
-                 organization_id=actor.organization_id, details=details)
+    if session.get_bind().dialect.name == "postgresql":
+        # the page and its audit row in one statement (case_reads.read_page); a search's statement is its own
+        items, next_cursor = case_reads.read_page(session, actor, query, parameters, cursor, limit, details,
+                                                  reuse=searched is None)
+    else:
+        order = [Referral.due_at, Referral.id]
+        paging, size = pagination.keyset_parameters(order, cursor, limit)
+        rows = session.scalars(pagination.keyset(query, order, after=bool(cursor)), {**parameters, **paging})
+        items, next_cursor = pagination.page_of(list(rows), order, size)
+        audit.record(session, actor, "referral.list", object_type="referral", object_id=None,
+                     organization_id=actor.organization_id, details={"count": len(items), **details})
     session.commit()
     return items, next_cursor
 

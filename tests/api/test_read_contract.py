@@ -10,6 +10,7 @@ loaded the old way (``session.get`` and lazy loads), on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +29,7 @@ from referral.schemas.images import ImageSchema
 from referral.schemas.referral_documents import image_document, referral_detail
 from referral.schemas.referrals import ReferralDetailSchema
 from referral.schemas.reports import ReportSchema
-from referral.services import case_reads, referrals, reports
+from referral.services import audit, case_reads, intake, pagination, referrals, reports
 from referral.services.actor import Actor
 from tests.support.api import signed_case
 from tests.support.world import Practice, Reader, World, referral_body
@@ -247,6 +248,12 @@ def test_image_read_answers_what_the_schema_dumps_in_one_select(app: Flask, rive
             assert answer.get_data() == answer_bytes
             statements = [s for s in seen if not s.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "PRAGMA",
                                                                                  "BEGIN", "UPDATE API_TOKENS"))]
+            if _on_postgres(app):
+                # the token and its user (the suite runs with the token cache off), then the image with its case's
+                # access check and its capturer, and the audit row, in one statement
+                assert len(statements) == 3, statements
+                assert "INSERT INTO audit_events" in statements[-1]
+                continue
             # the token and its user (the suite runs with the token cache off), the image with its case's access
             # check and its capturer in one SELECT, the audit row
             assert len(statements) == 4, statements
@@ -278,6 +285,12 @@ def test_inbox_statements_do_not_grow_with_the_page(app: Flask, riverside: Pract
         many = reader.client.get("/api/v1/referrals?view=inbox")
     large = [s for s in seen if not s.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "PRAGMA", "BEGIN"))]
     assert (len(few.get_json()["items"]), len(many.get_json()["items"])) == (1, 10)
+    if _on_postgres(app):
+        # the token and its user (the suite runs with the token cache off), then the page and its audit row in one
+        # statement
+        assert len(large) == len(small) == 3, large
+        assert "INSERT INTO audit_events" in large[-1]
+        return
     assert len(large) == len(small) <= 4, large
 
 
@@ -340,6 +353,28 @@ def _reader_user(app: Flask, reader: Reader) -> str:
         return str(session.scalars(sa.select(User.id).where(User.provider_id == uuid.UUID(reader.provider_id))).one())
 
 
+def _both_reads(app: Flask, actor: Actor, reads: tuple[Any, Any], wanted: uuid.UUID, action: str,
+                render: Any, time_zone: str) -> tuple[list[bytes], dict[str, Any]]:
+    """The one-statement read and the ORM read of ``wanted``, each in a session of its own set to ``time_zone``
+    (timestamps must read alike whatever it is): their answers' bytes, and the audit row of the first once checked
+    to equal the second's column by column, but for their ids and times."""
+    answers: list[bytes] = []
+    rows: list[dict[str, Any]] = []
+    for read in reads:
+        with app.app_context(), _session(app) as session:
+            session.execute(sa.text(f"SET LOCAL TIME ZONE '{time_zone}'"))
+            found = read(session, actor, wanted)
+            assert found is not None
+            session.commit()
+            answers.append(bytes(app.json.response(render(found)).get_data()))
+            rows.append(_audit_rows(session, action=action, actor_user_id=actor.user_id)[-1])
+    fast, orm = rows
+    assert fast.pop("id") != orm.pop("id")
+    assert fast.pop("at") <= orm.pop("at")
+    assert fast == orm
+    return answers, fast
+
+
 @POSTGRES_ONLY
 @pytest.mark.parametrize("images", [0, 2, 100])
 def test_one_statement_read_answers_and_audits_as_the_orm_read(app: Flask, riverside: Practice, reader: Reader,
@@ -350,22 +385,10 @@ def test_one_statement_read_answers_and_audits_as_the_orm_read(app: Flask, river
     long_agent = "Mozilla/5.0 " + "x" * 300  # cut to 200 characters in the row
     for user_id in (riverside.users["staff"], _reader_user(app, reader)):
         actor = _actor(app, user_id, ip_address="203.0.113.9", user_agent=long_agent)
-        answers: list[bytes] = []
-        rows: list[dict[str, Any]] = []
-        for read in (case_reads.read_visible_case, referrals.read_referral):
-            with app.app_context(), _session(app) as session:
-                # timestamps read alike whatever the session's time zone (+12:45 / +13:45 here)
-                session.execute(sa.text("SET LOCAL TIME ZONE 'Pacific/Chatham'"))
-                case = read(session, actor, case_id)
-                assert case is not None
-                session.commit()
-                answers.append(bytes(app.json.response(referral_detail(case)).get_data()))
-                rows.append(_audit_rows(session, action="referral.read", actor_user_id=actor.user_id)[-1])
+        # +12:45 / +13:45
+        answers, fast = _both_reads(app, actor, (case_reads.read_visible_case, referrals.read_referral), case_id,
+                                    "referral.read", referral_detail, "Pacific/Chatham")
         assert answers == [expected, expected]
-        fast, orm = rows
-        assert fast.pop("id") != orm.pop("id")
-        assert fast.pop("at") <= orm.pop("at")
-        assert fast == orm
         assert fast["user_agent"] == long_agent[:200]
         assert fast["details"] == "null"  # as the ORM writes a None JSON value
 
@@ -467,21 +490,9 @@ def test_one_statement_report_read_answers_and_audits_as_the_orm_read(app: Flask
         expected = bytes(app.json.response(ReportSchema().dump(report)).get_data())
     for user_id in (riverside.users["billing"], _reader_user(app, reader)):
         actor = _actor(app, user_id, ip_address="2001:db8::7", user_agent="curl/8")
-        answers: list[bytes] = []
-        rows: list[dict[str, Any]] = []
-        for read in (case_reads.read_visible_report, lambda *args: reports.read(*args)[1]):
-            with app.app_context(), _session(app) as session:
-                session.execute(sa.text("SET LOCAL TIME ZONE 'Pacific/Chatham'"))
-                found = read(session, actor, case_id)
-                assert found is not None
-                session.commit()
-                answers.append(bytes(app.json.response(ReportSchema().dump(found)).get_data()))
-                rows.append(_audit_rows(session, action="report.read", actor_user_id=actor.user_id)[-1])
+        answers, fast = _both_reads(app, actor, (case_reads.read_visible_report, lambda *args: reports.read(*args)[1]),
+                                    case_id, "report.read", ReportSchema().dump, "Pacific/Chatham")
         assert answers == [expected, expected]
-        fast, orm = rows
-        assert fast.pop("id") != orm.pop("id")
-        assert fast.pop("at") <= orm.pop("at")
-        assert fast == orm
         assert fast["object_type"] == "report"
         assert fast["object_id"] == str(report.id)
 
@@ -519,3 +530,95 @@ def test_report_reads_that_the_one_statement_read_leaves_are_unchanged(app: Flas
                 assert case_reads.read_visible_report(session, _actor(app, user_id), uuid.UUID(case)) is None
         session.commit()
     assert rows("report.read", referral_id) == [("success", reader.organization_id)]
+
+
+@POSTGRES_ONLY
+def test_one_statement_image_read_answers_and_audits_as_the_orm_read(app: Flask, riverside: Practice,
+                                                                      reader: Reader):
+    referral_id = _case(app, riverside, reader, 12)
+    with app.app_context(), _session(app) as session:
+        images = session.scalars(sa.select(Image).where(Image.referral_id == uuid.UUID(referral_id))).all()
+        expected = {image.id: bytes(app.json.response(ImageSchema().dump(image)).get_data()) for image in images}
+    for user_id in (riverside.users["staff"], _reader_user(app, reader)):
+        actor = _actor(app, user_id, ip_address="203.0.113.9", user_agent="Mozilla/5.0 " + "y" * 300)
+        for image_id, answer_bytes in list(expected.items())[:4]:
+            answers, fast = _both_reads(app, actor, (case_reads.read_visible_image, intake.read_image), image_id,
+                                        "image.read", image_document, "America/Anchorage")
+            assert answers == [answer_bytes, answer_bytes]
+            assert (fast["object_id"], fast["referral_id"]) == (str(image_id), referral_id)
+
+
+@POSTGRES_ONLY
+def test_one_statement_image_read_of_an_image_the_actor_does_not_see_finds_nothing_and_records_nothing(
+        app: Flask, riverside: Practice, hillside: Practice, reader: Reader, world: World):
+    referral_id = _case(app, riverside, reader, 1)
+    with app.app_context(), _session(app) as session:
+        image_id = session.scalars(sa.select(Image.id).where(Image.referral_id == uuid.UUID(referral_id))).one()
+    admin = _actor(app, world.admin_id)  # the platform admin reads no cases
+    for actor, wanted in ((_actor(app, hillside.users["staff"]), image_id),
+                          (_actor(app, riverside.users["staff"]), uuid.uuid4()), (admin, image_id)):
+        with app.app_context(), _session(app) as session:
+            assert case_reads.read_visible_image(session, actor, wanted) is None
+            session.commit()
+            assert _audit_rows(session, action="image.read") == []
+
+
+def _page_row(session: Any, actor: Actor) -> dict[str, Any]:
+    row = _audit_rows(session, action="referral.list", actor_user_id=actor.user_id)[-1]
+    assert row.pop("id") is not None
+    assert row.pop("at") is not None
+    return row
+
+
+@POSTGRES_ONLY
+def test_one_statement_page_answers_and_audits_as_the_orm_page(app: Flask, riverside: Practice, reader: Reader):
+    """Each page of the inbox and of the sent box, searched or not, holds the cases ``pagination.page`` gives, and
+    its audit row holds what ``audit.record`` writes, the details' JSON text included, byte for byte."""
+    for _ in range(5):
+        _case(app, riverside, reader, 0)
+    for user_id, view in ((_reader_user(app, reader), "inbox"), (riverside.users["staff"], "sent")):
+        actor = _actor(app, user_id, ip_address="198.51.100.4", user_agent="Tablet")
+        for searched in (False, True):
+            details: dict[str, Any] = {"view": view, **({"searched": True} if searched else {})}
+            cursor: str | None = None
+            sizes = []
+            while True:
+                with app.app_context(), _session(app) as session:
+                    query = sa.select(Referral).where(
+                        Referral.assigned_provider_id == actor.provider_id if view == "inbox"
+                        else Referral.organization_id == actor.organization_id)
+                    session.execute(sa.text("SET LOCAL TIME ZONE 'Pacific/Honolulu'"))
+                    items, after = case_reads.read_page(session, actor, query, {}, cursor, 2, details,
+                                                        reuse=False)
+                    session.commit()
+                    fast = _page_row(session, actor)
+                    expected, expected_after = pagination.page(session, query, [Referral.due_at, Referral.id],
+                                                               cursor, 2)
+                    audit.record(session, actor, "referral.list", object_type="referral", object_id=None,
+                                 organization_id=actor.organization_id,
+                                 details={"count": len(expected), **details})
+                    session.commit()
+                    orm = _page_row(session, actor)
+                    assert [item.id for item in items] == [item.id for item in expected]
+                    assert after == expected_after
+                    assert fast == orm
+                    assert json.loads(fast["details"]) == {"count": len(items), **details}
+                sizes.append(len(items))
+                if after is None:
+                    break
+                cursor = after
+            assert sizes == [2, 2, 1], sizes
+
+
+@POSTGRES_ONLY
+def test_one_statement_page_that_is_empty_or_after_the_last_case_is_audited_with_its_count(
+        app: Flask, riverside: Practice, hillside: Practice, reader: Reader):
+    _case(app, riverside, reader, 0)
+    answer = hillside.staff.get("/api/v1/referrals?view=sent")
+    assert (answer.status_code, answer.get_json()) == (200, {"items": [], "next_cursor": None})
+    first = riverside.staff.get("/api/v1/referrals?view=sent&limit=1").get_json()
+    assert (len(first["items"]), first["next_cursor"]) == (1, None)
+    with app.app_context(), _session(app) as session:
+        rows = _audit_rows(session, action="referral.list")
+    assert [(row["actor_organization_id"], json.loads(row["details"])) for row in rows] == [
+        (hillside.id, {"count": 0, "view": "sent"}), (riverside.id, {"count": 1, "view": "sent"})]
