@@ -188,12 +188,11 @@ def complete_upload(
 
 def _file_upload(session: Session, store: Storage, actor: Actor, referral: Referral, pending: PendingUpload,
                  fields: dict[str, Any], declared: DeclaredFile, spool_dir: str | None) -> Image:
-    """Copy what arrived to an image key and file it like a direct upload, in the caller's transaction."""
-    try:
-        size = store.size(pending.storage_key)
-    except ObjectNotFound:
-        raise _nothing_arrived(session, pending) from None
-    _check_declared_size(size, pending.max_bytes, declared)
+    """Copy what arrived to an image key and file it like a direct upload, in the caller's transaction.
+
+    The size is read from the copy alone (the form may be used again until it expires, so only the copy's size
+    means anything): an oversize or mis-declared file is copied, then refused and its copy deleted with the rest of
+    the image's work. The form's size range keeps S3 from taking a file over the limit in the first place."""
     image_id = new_id()
     key = intake.image_key(referral, image_id)
     try:
@@ -201,7 +200,6 @@ def _file_upload(session: Session, store: Storage, actor: Actor, referral: Refer
     except ObjectNotFound:
         raise _nothing_arrived(session, pending) from None
     intake.keep_if_committed(session, store, key)
-    # Re-checked on the copy: the form may have been used again since the size was read.
     copied = store.head(key)
     _check_declared_size(copied.size, pending.max_bytes, declared)
     if copied.sha256 is not None:
