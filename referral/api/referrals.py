@@ -9,6 +9,7 @@ from flask.views import MethodView
 from referral.api.downloads import attachment, binary_content
 from referral.api.parsing import Blueprint
 from referral.http.context import current_actor, db_session, object_store, workflow_settings
+from referral.http.json import WRITTEN_APART, MarkupSafeJSONProvider
 from referral.http.uploads import HashingSpool
 from referral.schemas.images import ImageFileSchema
 from referral.schemas.referral_documents import referral_detail
@@ -57,7 +58,12 @@ class ReferralById(MethodView):
         """One referral with its patient, images, events and report state (audited)"""
         # Built by hand (referral_documents), identical to the schema's dump: the schema documents the answer.
         referral = referrals.read_case(db_session(), current_actor(), referral_id)
-        return current_app.json.response(referral_detail(referral))
+        provider = current_app.json
+        images_json = getattr(referral, "images_json", None)
+        if images_json is not None and isinstance(provider, MarkupSafeJSONProvider) and provider.writes_compact():
+            # The one-statement read (case_reads) writes the images' part of the answer, mostly from earlier reads.
+            return provider.response_with_text(referral_detail(referral, images=WRITTEN_APART), images_json)
+        return provider.response(referral_detail(referral))
 
 
 @blp.route("/referrals/<uuid:referral_id>/submit", methods=["POST"])

@@ -154,8 +154,9 @@ def _consent(referral: Referral) -> dict[str, Any] | None:
     }
 
 
-def referral_detail(referral: Referral) -> dict[str, Any]:
-    """``ReferralDetailSchema().dump(referral)``, with its patient, images, events and report loaded."""
+def referral_detail(referral: Referral, *, images: Any = None) -> dict[str, Any]:
+    """``ReferralDetailSchema().dump(referral)``, with its patient, images, events and report loaded; ``images``,
+    when given, stands in for the images' documents (``MarkupSafeJSONProvider.response_with_text``)."""
     return {
         "id": _str(referral.id),
         "status": _enum(referral.status),
@@ -185,7 +186,7 @@ def referral_detail(referral: Referral) -> dict[str, Any]:
         "created_at": _when(referral.created_at),
         "updated_at": _when(referral.updated_at),
         "patient": _patient_summary(referral.patient),
-        "images": [image_document(image) for image in referral.images],
+        "images": [image_document(image) for image in referral.images] if images is None else images,
         "events": [_event(event) for event in referral.events],
         "report": _report_state(referral),
     }

@@ -18,7 +18,9 @@ this module, where what comes back is the ORM's objects.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -47,7 +49,77 @@ def _stand_in(model: type, *derived: str) -> type[_Row]:
     return type(f"{model.__name__}Row", (_Row,), {name: vars(model)[name] for name in derived})
 
 
-_CaseRow = _stand_in(Referral, "report", "question", "consent")
+class _CaseRow(_stand_in(Referral, "report", "question", "consent")):  # type: ignore[misc]
+    """The case, its images read from their JSON text when first asked for (``images_json`` seldom needs them)."""
+
+    @property
+    def images(self) -> list[_Row]:
+        values = self.__dict__
+        if "_images" not in values:
+            capturers: dict[str, _Row] = {}
+            text = values["images_text"]
+            values["_images"] = [_image(row, capturers) for row in (json.loads(text) if text else ())]
+        return cast(list[_Row], values["_images"])
+
+    def images_json(self, dumps: Callable[[Any], str]) -> str:
+        """The images' JSON array as ``dumps`` writes it of ``referral_documents.image_document`` for each: made of
+        the documents written for earlier reads where each image and its capturer are unchanged since
+        (``IMAGE_DOCUMENTS``), the images' JSON read only when one of them is not there. ``dumps`` must always be
+        the same (the one compact JSON of the answers)."""
+        from referral.schemas.referral_documents import image_document  # imports this module's callers
+
+        keys = self.__dict__["image_keys"]
+        if not keys:
+            return "[]"
+        texts = IMAGE_DOCUMENTS.get_all(keys)
+        if texts is None:
+            texts = []
+            for key, image in zip(keys, self.images, strict=True):
+                text = IMAGE_DOCUMENTS.get(key)
+                if text is None:
+                    text = IMAGE_DOCUMENTS.put(key, dumps(image_document(cast(Image, image))))
+                texts.append(text)
+        return "[" + ",".join(texts) + "]"
+
+
+class _Documents:
+    """Images' answers as JSON text, by image and version (the image's row and its capturer's, as PostgreSQL's
+    ``xmin`` gives them: any change to either makes a new version). Bounded: past ``limit`` the oldest go. Kept
+    in the process's memory only, and used only after the statement that found the case has checked the actor's
+    access and recorded the read."""
+
+    def __init__(self, limit: int) -> None:
+        self._texts: dict[str, str] = {}
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> str | None:
+        return self._texts.get(key)
+
+    def get_all(self, keys: Sequence[str]) -> list[str] | None:
+        """Every key's text, or None if any is missing."""
+        texts = self._texts
+        try:
+            return [texts[key] for key in keys]
+        except KeyError:
+            return None
+
+    def put(self, key: str, text: str) -> str:
+        with self._lock:
+            texts = self._texts
+            if len(texts) >= self._limit:
+                for oldest in list(itertools.islice(texts, max(1, self._limit // 4))):
+                    del texts[oldest]
+            texts[key] = text
+        return text
+
+    def clear(self) -> None:
+        with self._lock:
+            self._texts.clear()
+
+
+# About 1.5 kB each: a few megabytes per process.
+IMAGE_DOCUMENTS = _Documents(4096)
 _PatientRow = _stand_in(Patient, "is_deleted", "address", "coverage")
 _ImageRow = _stand_in(Image, "is_deleted", "capture_notes", "has_renditions", "preview_status")
 _ProviderRow = _stand_in(Provider, "display_name")
@@ -110,12 +182,18 @@ _EVENT = _Shape(ReferralEvent, in_json=True)
 
 
 # The case's images (each with its capturer) and events as JSON arrays, in the order the ORM loads them; the same
-# for every read, correlated to the case of the statement they are put in.
-_IMAGES = (sa.select(sa.func.json_agg(aggregate_order_by(
-               sa.func.json_build_array(*_IMAGE.selected, *_CAPTURER.selected), Image.id)))
+# for every read, correlated to the case of the statement they are put in. The images' JSON comes as text, read
+# only if some image's answer is not at hand (``_CaseRow.images_json``), with each image's version: its id, its
+# row's xmin and its capturer's (any UPDATE gives a row a new xmin).
+_IMAGE_KEY = sa.func.concat_ws(".", Image.id, sa.literal_column("images.xmin"),
+                               Provider.id, sa.literal_column("providers.xmin"))
+_IMAGES = (sa.select(sa.cast(sa.func.json_agg(aggregate_order_by(
+               sa.func.json_build_array(*_IMAGE.selected, *_CAPTURER.selected), Image.id)), sa.Text)
+               .label("images_text"),
+                     sa.func.array_agg(aggregate_order_by(_IMAGE_KEY, Image.id)).label("image_keys"))
            .select_from(sa.outerjoin(Image, Provider, Provider.id == Image.captured_by_provider_id))
            .where(Image.referral_id == Referral.id)
-           .scalar_subquery())
+           .lateral("case_images"))
 _EVENTS = (sa.select(sa.func.json_agg(aggregate_order_by(sa.func.json_build_array(*_EVENT.selected),
                                                          ReferralEvent.id)))
            .where(ReferralEvent.referral_id == Referral.id)
@@ -145,11 +223,13 @@ def _statement(assigned: bool) -> sa.Select[Any]:
     built once: its cache key and compiled form are then reused by every read."""
     visible = _visible_case(assigned)
     audited = audit.insert_for_each(visible, organization_id=visible.c.organization_id).cte("audited")
-    return (sa.select(*_CASE.selected, *_PATIENT.selected, *_REPORT.selected, _IMAGES, _EVENTS)
+    return (sa.select(*_CASE.selected, *_PATIENT.selected, *_REPORT.selected, _IMAGES.c.images_text,
+                      _IMAGES.c.image_keys, _EVENTS)
             .select_from(visible)
             .join(Referral, Referral.id == visible.c.id)
             .join(Patient, Patient.id == Referral.patient_id)
             .outerjoin(Report, Report.referral_id == Referral.id)
+            .join(_IMAGES, sa.true())
             .add_cte(audited))
 
 
@@ -180,13 +260,13 @@ def read_visible_case(session: Session, actor: Actor, referral_id: uuid.UUID) ->
     for shape in (_CASE, _PATIENT, _REPORT):
         parts.append(row[at:at + len(shape.keys)])
         at += len(shape.keys)
-    images, events = row[at], row[at + 1]
+    images_text, image_keys, events = row[at], row[at + 1], row[at + 2]
     case = _CASE.values(parts[0])
     report = _REPORT.values(parts[2])
     case["patient"] = _PatientRow(_PATIENT.values(parts[1]))
     case["interpretation"] = None if report["id"] is None else _Row(report)
-    capturers: dict[str, _Row] = {}
-    case["images"] = [_image(values, capturers) for values in images or ()]
+    # the images themselves are read from their JSON text when asked for (``_CaseRow``)
+    case["images_text"], case["image_keys"] = images_text, image_keys or []
     case["events"] = [_Row(_EVENT.values(values)) for values in events or ()]
     # Read by attribute only, as the answer's builder reads a loaded Referral.
     return cast(Referral, _CaseRow(case))

@@ -22,7 +22,8 @@ import sqlalchemy as sa
 from flask import Flask
 
 from referral.errors import Forbidden
-from referral.models import AuditEvent, Image, Patient, Referral, ReferralEvent, User
+from referral.http.json import WRITTEN_APART
+from referral.models import AuditEvent, Image, Patient, Provider, Referral, ReferralEvent, User
 from referral.models.enums import ConsentGivenBy, ConsentMethod, ImageKind, ReferralStatus, Role
 from referral.models.reports import Report, ReportStatus
 from referral.schemas.images import ImageSchema
@@ -622,3 +623,101 @@ def test_one_statement_page_that_is_empty_or_after_the_last_case_is_audited_with
         rows = _audit_rows(session, action="referral.list")
     assert [(row["actor_organization_id"], json.loads(row["details"])) for row in rows] == [
         (hillside.id, {"count": 0, "view": "sent"}), (riverside.id, {"count": 1, "view": "sent"})]
+
+
+# What the case read keeps of its answers (case_reads.IMAGE_DOCUMENTS): each image's JSON, by the versions of its row
+# and its capturer's.
+
+@POSTGRES_ONLY
+def test_a_case_read_again_is_answered_from_the_images_kept_without_reading_them(
+        app: Flask, riverside: Practice, reader: Reader, monkeypatch: pytest.MonkeyPatch):
+    referral_id = _case(app, riverside, reader, 12)
+    expected = _schema_bytes(app, referral_id)
+    first = reader.client.get(f"/api/v1/referrals/{referral_id}")
+    assert first.get_data() == expected
+
+    def unread(*_args: Any) -> Any:
+        raise AssertionError("an image's JSON was read although every image's answer was kept")
+
+    monkeypatch.setattr(case_reads, "_image", unread)
+    for client in (reader.client, riverside.staff):
+        again = client.get(f"/api/v1/referrals/{referral_id}")
+        assert again.status_code == 200
+        assert again.get_data() == expected
+
+
+@POSTGRES_ONLY
+def test_a_changed_image_or_capturer_is_answered_as_it_is_now(app: Flask, riverside: Practice, reader: Reader):
+    referral_id = _case(app, riverside, reader, 8)
+    path = f"/api/v1/referrals/{referral_id}"
+    assert reader.client.get(path).get_data() == _schema_bytes(app, referral_id)
+    changes = (
+        # the storage check flags one image; another is deleted
+        lambda session, images: setattr(images[0], "integrity_problem", "checksum_mismatch"),
+        lambda session, images: (setattr(images[2], "deleted_at", T0), setattr(images[2], "deleted_reason", "retake")),
+        # the capturer's name changes (named in the note on an image whose DICOM operator differs), then becomes
+        # the operator's
+        lambda session, images: setattr(session.get(Provider, images[1].captured_by_provider_id), "last_name",
+                                        "Nobody"),
+        lambda session, images: setattr(session.get(Provider, images[1].captured_by_provider_id), "first_name", "Else"),
+    )
+    before = reader.client.get(path).get_data()
+    assert _operator_notes(before) == 2  # two images name an operator (Nobody^Else) who is not the capturer
+    for change in changes:
+        with app.app_context(), _session(app) as session:
+            images = session.scalars(sa.select(Image).where(Image.referral_id == uuid.UUID(referral_id))
+                                     .order_by(Image.id)).all()
+            change(session, images)
+            session.commit()
+        answer = reader.client.get(path).get_data()
+        assert answer == _schema_bytes(app, referral_id)
+        assert answer != before
+        before = answer
+    assert _operator_notes(before) == 0, "the capturer now bears the operator's name"
+
+
+def _operator_notes(answer: bytes) -> int:
+    return sum(note["code"] == "operator_differs" for image in json.loads(answer)["images"]
+               for note in image["capture_notes"])
+
+
+@POSTGRES_ONLY
+def test_an_indented_answer_writes_the_images_itself(app: Flask, riverside: Practice, reader: Reader):
+    referral_id = _case(app, riverside, reader, 3)
+    reader.client.get(f"/api/v1/referrals/{referral_id}")  # the images' answers kept, written compactly
+    app.json.compact = False  # type: ignore[attr-defined]
+    try:
+        answer = reader.client.get(f"/api/v1/referrals/{referral_id}")
+        expected = _schema_bytes(app, referral_id)
+    finally:
+        app.json.compact = None  # type: ignore[attr-defined]
+    assert answer.get_data() == expected
+    assert b'\n  "images": [\n    {\n' in expected
+
+
+def test_the_images_kept_are_bounded_and_the_oldest_go_first():
+    kept = case_reads._Documents(8)
+    for n in range(8):
+        kept.put(f"k{n}", f"t{n}")
+    assert kept.get_all([f"k{n}" for n in range(8)]) == [f"t{n}" for n in range(8)]
+    kept.put("k8", "t8")
+    # a quarter of the oldest made room
+    assert [kept.get(f"k{n}") for n in range(9)] == [None, None, "t2", "t3", "t4", "t5", "t6", "t7", "t8"]
+    assert kept.get_all(["k2", "k0"]) is None
+
+
+def test_text_written_apart_must_stand_in_exactly_once_and_only_in_compact_answers(app: Flask):
+    with app.app_context():
+        provider = app.json
+        answer = provider.response_with_text({"a": 1, "b": WRITTEN_APART}, lambda dumps: dumps(["<x>", 2]))
+        assert answer.get_data() == b'{"a":1,"b":["\\u003cx\\u003e",2]}\n'
+        assert answer.get_data() == provider.response({"a": 1, "b": ["<x>", 2]}).get_data()
+        for twice in ({"a": WRITTEN_APART, "b": WRITTEN_APART}, {"a": 1}):
+            with pytest.raises(ValueError, match="exactly once"):
+                provider.response_with_text(twice, lambda dumps: "[]")
+        provider.compact = False
+        try:
+            with pytest.raises(ValueError, match="indented"):
+                provider.response_with_text({"b": WRITTEN_APART}, lambda dumps: "[]")
+        finally:
+            provider.compact = None
