@@ -3,7 +3,8 @@
 Werkzeug hands each multipart file part to a stream factory. Ours writes it to an unnamed temporary
 file and feeds SHA-256 as it goes, so the body is never held in memory and the digest costs no
 second read. A file part larger than ``MAX_UPLOAD_BYTES`` is refused with 413 as soon as it passes
-the limit.
+the limit. A raw body (``Content-Type: application/dicom`` and the other image types) is spooled the same
+way by ``UploadRequest.spool_body``.
 
 On Linux the spool is an O_TMPFILE file, which has no name until one is given to it: when it is made on the
 filesystem of a local-folder store, the store links the spooled file into place instead of copying its bytes
@@ -22,6 +23,8 @@ from flask import Request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from referral.http.context import settings
+
+_CHUNK = 1024 * 1024
 
 
 def _unnamed_file(directory: str | None) -> IO[bytes]:
@@ -126,6 +129,21 @@ class UploadRequest(Request):
         spool = HashingSpool(configured.max_upload_bytes, configured.upload_tmp_dir)
         # Kept here so that a part abandoned half-way (a 413 mid-stream) is still closed with the request.
         self.__dict__.setdefault("_spools", []).append(spool)
+        return spool
+
+    def spool_body(self) -> HashingSpool:
+        """The whole body, streamed to a spool exactly as a multipart file part is: hashed and counted as
+        it arrives, and refused with 413 past ``MAX_UPLOAD_BYTES`` (at once, unread, when its
+        Content-Length says so). The spool is closed with the request."""
+        limit = settings().max_upload_bytes
+        if self.content_length is not None and self.content_length > limit:
+            raise RequestEntityTooLarge(f"The file is larger than the {limit} byte limit; nothing was stored.")
+        spool = self._new_spool()
+        stream = self.stream
+        while chunk := stream.read(_CHUNK):
+            spool.write(chunk)
+        spool.flush()
+        spool.seek(0)
         return spool
 
     def close(self) -> None:
