@@ -201,6 +201,25 @@ def validate_range(start: int, length: int) -> None:
             raise ValueError(f"{name} must be a non-negative whole number of bytes")
 
 
+def spooled_fileno(stream: object) -> int | None:
+    """The descriptor of the file that holds exactly ``stream``'s bytes, when the stream offers one.
+
+    An upload spooled to an unnamed temporary file (``referral.http.uploads.HashingSpool``) can hand that
+    file over through a ``spooled_fileno()`` method: it promises that the file holds the whole stream, from
+    its first byte, and that nothing will write to it again. A store on the same filesystem may then make
+    that file the object instead of copying it (``LocalStorage``); every other store reads the stream as
+    usual. None when the stream offers no such file or cannot hand it over now.
+    """
+    offer = getattr(stream, "spooled_fileno", None)
+    if not callable(offer):
+        return None
+    try:
+        fileno = offer()
+    except (OSError, ValueError):
+        return None
+    return fileno if isinstance(fileno, int) and fileno >= 0 else None
+
+
 class HashingReader:
     """Wraps the caller's stream so size and SHA-256 are computed from the very bytes written.
 

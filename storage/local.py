@@ -23,6 +23,7 @@ from .base import (
     StorageUnavailable,
     StoredObject,
     is_valid_key,
+    spooled_fileno,
     validate_content_type,
     validate_expiry,
     validate_key,
@@ -112,6 +113,10 @@ class LocalStorage(Storage):
         if os.path.lexists(path):
             raise ObjectExists(f"an object already exists under {key!r}")
         self._make_parents(path)
+        if size is not None and sha256 is not None:
+            linked = self._link_spool(stream, path, key, size, sha256)
+            if linked is not None:
+                return linked
         try:
             fd, tmp_name = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=path.parent)
         except OSError as exc:
@@ -129,6 +134,54 @@ class LocalStorage(Storage):
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
         return reader.result(key)
+
+    def _link_spool(self, stream: BinaryIO, path: Path, key: str, size: int, sha256: str) -> StoredObject | None:
+        """Make the upload's spool file the object, without copying its bytes: possible when the stream hands
+        over an unnamed temporary file (``spooled_fileno``) made on this store's filesystem without O_EXCL,
+        and /proc is mounted. The file is given the store's mode and flushed to disk before it gets its
+        name, as a copied file is; ``sha256`` is the digest computed while the file was spooled. None when
+        it cannot be done: the caller then copies the stream as usual."""
+        fd = spooled_fileno(stream)
+        if fd is None:
+            return None
+        try:
+            spooled = os.fstat(fd)
+            same_filesystem = spooled.st_dev == os.stat(path.parent).st_dev
+        except OSError:
+            return None
+        # A size that does not match is left to the copy, which reports it as SizeMismatch.
+        if not same_filesystem or not stat.S_ISREG(spooled.st_mode) or spooled.st_size != size:
+            return None
+        try:
+            os.fchmod(fd, _FILE_MODE)
+            os.fsync(fd)
+        except OSError:
+            return None
+        try:
+            directory = os.open(path.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except OSError:
+            return None
+        try:
+            try:
+                # linkat(AT_SYMLINK_FOLLOW) on the descriptor's /proc entry gives an O_TMPFILE file its first
+                # name (os.link passes that flag only with a directory descriptor; plain link() would link the
+                # /proc entry itself). Like the copy's link(), it fails if the name exists instead of replacing it.
+                os.link(f"/proc/self/fd/{fd}", path.name, dst_dir_fd=directory, follow_symlinks=True)
+            except FileExistsError:
+                raise ObjectExists(f"an object already exists under {key!r}") from None
+            except OSError:
+                # No /proc, another mount of the same device (EXDEV), a spool file that has no name to give
+                # (a named temporary file already unlinked, or one opened with O_EXCL): copy instead.
+                return None
+            try:
+                os.fsync(directory)
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                raise StorageUnavailable(_describe(exc, "cannot flush directory in storage root")) from exc
+        finally:
+            os.close(directory)
+        return StoredObject(key=key, size=size, sha256=sha256)
 
     @staticmethod
     def _write(fh: io.FileIO, reader: HashingReader) -> None:

@@ -1,17 +1,21 @@
 from __future__ import annotations
 
+import functools
 import json
 import uuid
+from collections.abc import Callable
 from typing import Any, BinaryIO, cast
 
 from flask import current_app, redirect, request
 from flask.views import MethodView
+from marshmallow import RAISE
 
 from referral.api.downloads import attachment, binary_content
 from referral.api.parsing import Blueprint
+from referral.errors import UnsupportedMediaType, ValidationFailed
 from referral.http import idempotency as idempotent
 from referral.http.context import current_actor, db_session, object_store, settings
-from referral.http.uploads import HashingSpool
+from referral.http.uploads import HashingSpool, UploadRequest
 from referral.imaging.sniff import CONTENT_TYPES
 from referral.schemas.images import (
     CapturerSchema,
@@ -24,6 +28,7 @@ from referral.schemas.images import (
     ImagePatchSchema,
     ImageSchema,
     ImageUploadFormSchema,
+    ImageUploadQuerySchema,
 )
 from referral.schemas.referral_documents import image_document
 from referral.services import direct_uploads, image_edits, intake
@@ -35,25 +40,89 @@ def _replay(result: Any) -> Any:
                              lambda image_id: intake.read_image(db_session(), current_actor(), image_id))
 
 
+# A raw-body upload: the file's bytes are the body, typed by one of the types intake takes (the bytes still decide
+# what the file is), and the form's fields travel in the query.
+RAW_CONTENT_TYPES = tuple(CONTENT_TYPES.values())
+# Query parameters of a raw-body upload that say something about the body rather than the image.
+_ABOUT_THE_BODY = ("filename", "sha256")
+_RAW_BODY_DOC = {
+    "description": "`multipart/form-data` with the fields and the file part `file`; or the file's bytes as the "
+                   "whole body, typed " + ", ".join(f"`{t}`" for t in RAW_CONTENT_TYPES) + ", with the same "
+                   "fields as query parameters (plus optional `filename` and `sha256`). Either way the bytes "
+                   "decide the file's type.",
+    "content": {content_type: {"schema": {"type": "string", "format": "binary"}} for content_type in RAW_CONTENT_TYPES},
+}
+_RAW_QUERY_DOC = [
+    {"in": "query", "name": name, "required": False, "schema": {"type": "string"},
+     "description": "raw-body uploads only: " + (
+         field.metadata.get("description") or f"the form field {name}") + (" (required)" if field.required else "")}
+    for name, field in ImageUploadQuerySchema().fields.items()
+]
+
+
+def _intake(actor: Any, referral_id: uuid.UUID, fields: dict[str, Any], spool: HashingSpool, filename: str | None,
+            field_items: list[tuple[str, str]]) -> Any:
+    """The one intake path of both kinds of body. The idempotency fingerprint is the fields as sent, the
+    bytes' SHA-256 and the filename, so a multipart request and a raw-body request of the same image with the
+    same fields are the same request."""
+    upload = intake.Upload(stream=cast(BinaryIO, spool), size=spool.size, sha256=spool.sha256, filename=filename)
+    retry = idempotent.idempotent_request(actor, f"/referrals/{referral_id}/images", repr(sorted(field_items)),
+                                          spool.sha256, filename or "")
+    return _replay(intake.intake_image(db_session(), object_store(), actor, referral_id, fields, upload,
+                                       idempotent=retry))
+
+
+# Unknown query parameters are refused, as unknown form fields are (webargs would drop them from a query).
+@blp.arguments(ImageUploadQuerySchema, location="query", unknown=RAISE)
+def _raw_body_upload(query: dict[str, Any], referral_id: uuid.UUID) -> Any:
+    actor = current_actor()
+    fields = {key: value for key, value in query.items() if key not in _ABOUT_THE_BODY}
+    spool = cast(UploadRequest, request).spool_body()
+    if spool.size == 0:
+        raise ValidationFailed("The request body is empty: send the image file's bytes as the body",
+                               {"file": ["The body holds no bytes."]})
+    declared = query.get("sha256")
+    if declared is not None and declared.lower() != spool.sha256:
+        raise ValidationFailed("The body's SHA-256 is not the one given in sha256: the file changed or was cut "
+                               "short on the way; nothing was stored",
+                               {"sha256": [f"The body received has SHA-256 {spool.sha256}."]})
+    field_items = [(key, value) for key, values in request.args.lists() if key not in _ABOUT_THE_BODY
+                   for value in values]
+    return _intake(actor, referral_id, fields, spool, query.get("filename"), field_items)
+
+
+def _or_raw_body(multipart: Callable[..., Any]) -> Callable[..., Any]:
+    """Send a raw-body upload to its own parsing before the multipart form is parsed; anything neither
+    multipart nor a raw image type is 415."""
+    @functools.wraps(multipart)
+    def post(self: MethodView, referral_id: uuid.UUID) -> Any:
+        if request.mimetype in RAW_CONTENT_TYPES:
+            return _raw_body_upload(referral_id=referral_id)
+        if request.mimetype != "multipart/form-data":
+            raise UnsupportedMediaType(
+                "Send the image as multipart/form-data (fields and a file part 'file'), or its bytes as the body "
+                f"with Content-Type {', '.join(RAW_CONTENT_TYPES)} and the fields in the query",
+                {"content_type": [f"{request.mimetype or 'none'} is not taken here."]})
+        return multipart(self, referral_id=referral_id)
+    return post
+
+
 @blp.route("/referrals/<uuid:referral_id>/images")
 class ReferralImages(MethodView):
+    @blp.response(201, ImageSchema)
+    @blp.alt_response(415, description="a Content-Type that is neither multipart/form-data nor one of the raw "
+                                       "image types, or bytes that are not an image type intake takes")
+    @blp.doc(parameters=[idempotent.DOC_PARAMETER, *_RAW_QUERY_DOC], requestBody=_RAW_BODY_DOC)
+    @_or_raw_body
     @blp.arguments(ImageUploadFormSchema, location="form")
     @blp.arguments(ImageFileSchema, location="files")
-    @blp.response(201, ImageSchema)
-    @blp.doc(parameters=[idempotent.DOC_PARAMETER])
     def post(self, form: dict[str, Any], files: dict[str, Any], referral_id: uuid.UUID) -> Any:
-        """Upload one image, tagged capture only (staff, dentist)"""
-        actor = current_actor()
+        """Upload one image, tagged capture only, as a multipart form or as a raw body (staff, dentist)"""
         file_storage = files["file"]
         # UploadRequest spools every file part into a HashingSpool
         spool = cast(HashingSpool, file_storage.stream)
-        upload = intake.Upload(stream=cast(BinaryIO, spool), size=spool.size, sha256=spool.sha256,
-                               filename=file_storage.filename)
-        form_items = sorted((key, value) for key, values in request.form.lists() for value in values)
-        retry = idempotent.idempotent_request(actor, f"/referrals/{referral_id}/images", repr(form_items),
-                                              spool.sha256, file_storage.filename or "")
-        return _replay(intake.intake_image(db_session(), object_store(), actor, referral_id, form, upload,
-                                           idempotent=retry))
+        form_items = [(key, value) for key, values in request.form.lists() for value in values]
+        return _intake(current_actor(), referral_id, form, spool, file_storage.filename, form_items)
 
     @blp.response(200, ImageListSchema)
     def get(self, referral_id: uuid.UUID) -> Any:

@@ -190,6 +190,14 @@ class DirectUploadCompleteSchema(ImageUploadFormSchema):
     filename = Text(255, allow_none=True, metadata={"description": "the file's name, kept for display only"})
 
 
+class ImageUploadQuerySchema(ImageUploadFormSchema):
+    """A raw-body upload's query: the multipart form's fields, plus what the multipart file part would say."""
+
+    filename = Text(255, metadata={"description": "the file's name, kept for display only"})
+    sha256 = fields.String(validate=_SHA256, metadata={
+        "description": "hex SHA-256 of the body: when given, a body with another digest is refused (422)"})
+
+
 class CapturerSchema(LoadSchema):
     captured_by_provider_id = fields.UUID(required=True, metadata={
         "description": "the practice's provider who took the image"})
