@@ -12,7 +12,7 @@ from marshmallow import RAISE
 
 from referral.api.downloads import attachment, binary_content
 from referral.api.parsing import Blueprint
-from referral.errors import UnsupportedMediaType, ValidationFailed
+from referral.errors import ValidationFailed
 from referral.http import idempotency as idempotent
 from referral.http.context import current_actor, db_session, object_store, settings
 from referral.http.uploads import HashingSpool, UploadRequest
@@ -92,17 +92,12 @@ def _raw_body_upload(query: dict[str, Any], referral_id: uuid.UUID) -> Any:
 
 
 def _or_raw_body(multipart: Callable[..., Any]) -> Callable[..., Any]:
-    """Send a raw-body upload to its own parsing before the multipart form is parsed; anything neither
-    multipart nor a raw image type is 415."""
+    """Send a raw-body upload to its own parsing before the multipart form is parsed; any other body is read as
+    the form (without one, its fields and file are missing: 422, as it always was)."""
     @functools.wraps(multipart)
     def post(self: MethodView, referral_id: uuid.UUID) -> Any:
         if request.mimetype in RAW_CONTENT_TYPES:
             return _raw_body_upload(referral_id=referral_id)
-        if request.mimetype != "multipart/form-data":
-            raise UnsupportedMediaType(
-                "Send the image as multipart/form-data (fields and a file part 'file'), or its bytes as the body "
-                f"with Content-Type {', '.join(RAW_CONTENT_TYPES)} and the fields in the query",
-                {"content_type": [f"{request.mimetype or 'none'} is not taken here."]})
         return multipart(self, referral_id=referral_id)
     return post
 
@@ -110,8 +105,7 @@ def _or_raw_body(multipart: Callable[..., Any]) -> Callable[..., Any]:
 @blp.route("/referrals/<uuid:referral_id>/images")
 class ReferralImages(MethodView):
     @blp.response(201, ImageSchema)
-    @blp.alt_response(415, description="a Content-Type that is neither multipart/form-data nor one of the raw "
-                                       "image types, or bytes that are not an image type intake takes")
+    @blp.alt_response(415, description="bytes that are not an image type intake takes")
     @blp.doc(parameters=[idempotent.DOC_PARAMETER, *_RAW_QUERY_DOC], requestBody=_RAW_BODY_DOC)
     @_or_raw_body
     @blp.arguments(ImageUploadFormSchema, location="form")
