@@ -100,6 +100,9 @@ class Settings:
     # A token that checked out is remembered in the process this many seconds (0: never); a revocation reaches
     # other processes within this time (referral/services/auth.py).
     api_token_cache_seconds: int = 30
+    # Each process keeps the JSON it wrote for this many images in case reads, to answer a case read again without
+    # writing its unchanged images anew (referral/services/case_reads.py); 0 keeps none.
+    case_image_answers: int = 4096
     # A one-time link to set a password works for this many hours.
     password_link_hours: int = 72
     # An emergency (break-glass) access grant to a case lasts this many minutes.
@@ -449,6 +452,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         mfa_required=_mfa_required(env_vars, env),
         api_token_days=_int_default(env_vars, "API_TOKEN_DAYS", "api_token_days"),
         api_token_cache_seconds=_int_default(env_vars, "API_TOKEN_CACHE_SECONDS", "api_token_cache_seconds"),
+        case_image_answers=_int_default(env_vars, "CASE_IMAGE_ANSWERS", "case_image_answers"),
         password_link_hours=_int_default(env_vars, "PASSWORD_LINK_HOURS", "password_link_hours"),
         emergency_access_minutes=_int_default(env_vars, "EMERGENCY_ACCESS_MINUTES", "emergency_access_minutes"),
         dicom_host=env_vars.get("DICOM_HOST", "").strip() or str(_default("dicom_host")),

@@ -8,7 +8,7 @@ from flask.views import MethodView
 
 from referral.api.downloads import attachment, binary_content
 from referral.api.parsing import Blueprint
-from referral.http.context import current_actor, db_session, object_store, workflow_settings
+from referral.http.context import current_actor, db_session, object_store, settings, workflow_settings
 from referral.http.json import WRITTEN_APART, MarkupSafeJSONProvider
 from referral.http.uploads import HashingSpool
 from referral.schemas.images import ImageFileSchema
@@ -62,7 +62,9 @@ class ReferralById(MethodView):
         images_json = getattr(referral, "images_json", None)
         if images_json is not None and isinstance(provider, MarkupSafeJSONProvider) and provider.writes_compact():
             # The one-statement read (case_reads) writes the images' part of the answer, mostly from earlier reads.
-            return provider.response_with_text(referral_detail(referral, images=WRITTEN_APART), images_json)
+            keep = settings().case_image_answers
+            return provider.response_with_text(referral_detail(referral, images=WRITTEN_APART),
+                                               lambda dumps: images_json(dumps, keep=keep))
         return provider.response(referral_detail(referral))
 
 

@@ -61,36 +61,37 @@ class _CaseRow(_stand_in(Referral, "report", "question", "consent")):  # type: i
             values["_images"] = [_image(row, capturers) for row in (json.loads(text) if text else ())]
         return cast(list[_Row], values["_images"])
 
-    def images_json(self, dumps: Callable[[Any], str]) -> str:
+    def images_json(self, dumps: Callable[[Any], str], *, keep: int) -> str:
         """The images' JSON array as ``dumps`` writes it of ``referral_documents.image_document`` for each: made of
         the documents written for earlier reads where each image and its capturer are unchanged since
-        (``IMAGE_DOCUMENTS``), the images' JSON read only when one of them is not there. ``dumps`` must always be
-        the same (the one compact JSON of the answers)."""
+        (``IMAGE_DOCUMENTS``, which keeps at most ``keep``; 0: none), the images' JSON read only when one of them
+        is not there. ``dumps`` must always be the same (the one compact JSON of the answers)."""
         from referral.schemas.referral_documents import image_document  # imports this module's callers
 
         keys = self.__dict__["image_keys"]
         if not keys:
             return "[]"
+        if keep <= 0:
+            return "[" + ",".join(dumps(image_document(cast(Image, image))) for image in self.images) + "]"
         texts = IMAGE_DOCUMENTS.get_all(keys)
         if texts is None:
             texts = []
             for key, image in zip(keys, self.images, strict=True):
                 text = IMAGE_DOCUMENTS.get(key)
                 if text is None:
-                    text = IMAGE_DOCUMENTS.put(key, dumps(image_document(cast(Image, image))))
+                    text = IMAGE_DOCUMENTS.put(key, dumps(image_document(cast(Image, image))), keep)
                 texts.append(text)
         return "[" + ",".join(texts) + "]"
 
 
 class _Documents:
     """Images' answers as JSON text, by image and version (the image's row and its capturer's, as PostgreSQL's
-    ``xmin`` gives them: any change to either makes a new version). Bounded: past ``limit`` the oldest go. Kept
-    in the process's memory only, and used only after the statement that found the case has checked the actor's
-    access and recorded the read."""
+    ``xmin`` gives them: any change to either makes a new version). Bounded: past the limit ``put`` is given, the
+    oldest quarter goes. Kept in the process's memory only, and used only after the statement that found the case
+    has checked the actor's access and recorded the read."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self) -> None:
         self._texts: dict[str, str] = {}
-        self._limit = limit
         self._lock = threading.Lock()
 
     def get(self, key: str) -> str | None:
@@ -104,11 +105,11 @@ class _Documents:
         except KeyError:
             return None
 
-    def put(self, key: str, text: str) -> str:
+    def put(self, key: str, text: str, limit: int) -> str:
         with self._lock:
             texts = self._texts
-            if len(texts) >= self._limit:
-                for oldest in list(itertools.islice(texts, max(1, self._limit // 4))):
+            if len(texts) >= limit:
+                for oldest in list(itertools.islice(texts, max(1, len(texts) - limit + limit // 4))):
                     del texts[oldest]
             texts[key] = text
         return text
@@ -118,8 +119,8 @@ class _Documents:
             self._texts.clear()
 
 
-# About 1.5 kB each: a few megabytes per process.
-IMAGE_DOCUMENTS = _Documents(4096)
+# About 1.5 kB each: a few megabytes per process at the default limit (``Settings.case_image_answers``).
+IMAGE_DOCUMENTS = _Documents()
 _PatientRow = _stand_in(Patient, "is_deleted", "address", "coverage")
 _ImageRow = _stand_in(Image, "is_deleted", "capture_notes", "has_renditions", "preview_status")
 _ProviderRow = _stand_in(Provider, "display_name")

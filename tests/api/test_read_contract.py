@@ -10,6 +10,7 @@ loaded the old way (``session.get`` and lazy loads), on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from referral.errors import Forbidden
+from referral.http.context import SETTINGS
 from referral.http.json import WRITTEN_APART
 from referral.models import AuditEvent, Image, Patient, Provider, Referral, ReferralEvent, User
 from referral.models.enums import ConsentGivenBy, ConsentMethod, ImageKind, ReferralStatus, Role
@@ -696,14 +698,31 @@ def test_an_indented_answer_writes_the_images_itself(app: Flask, riverside: Prac
 
 
 def test_the_images_kept_are_bounded_and_the_oldest_go_first():
-    kept = case_reads._Documents(8)
+    kept = case_reads._Documents()
     for n in range(8):
-        kept.put(f"k{n}", f"t{n}")
+        kept.put(f"k{n}", f"t{n}", 8)
     assert kept.get_all([f"k{n}" for n in range(8)]) == [f"t{n}" for n in range(8)]
-    kept.put("k8", "t8")
+    kept.put("k8", "t8", 8)
     # a quarter of the oldest made room
     assert [kept.get(f"k{n}") for n in range(9)] == [None, None, "t2", "t3", "t4", "t5", "t6", "t7", "t8"]
     assert kept.get_all(["k2", "k0"]) is None
+    # a smaller limit (the setting changed) makes room down to it
+    kept.put("k9", "t9", 4)
+    assert [kept.get(f"k{n}") for n in range(10)] == [None] * 6 + ["t6", "t7", "t8", "t9"]
+
+
+@POSTGRES_ONLY
+def test_with_no_images_kept_every_read_writes_them(app: Flask, riverside: Practice, reader: Reader,
+                                                    monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setitem(app.extensions, SETTINGS, dataclasses.replace(app.extensions[SETTINGS], case_image_answers=0))
+    referral_id = _case(app, riverside, reader, 6)
+    expected = _schema_bytes(app, referral_id)
+    read: list[Any] = []
+    image = case_reads._image
+    monkeypatch.setattr(case_reads, "_image", lambda *args: read.append(args) or image(*args))
+    for _ in range(2):
+        assert reader.client.get(f"/api/v1/referrals/{referral_id}").get_data() == expected
+    assert len(read) == 12
 
 
 def test_text_written_apart_must_stand_in_exactly_once_and_only_in_compact_answers(app: Flask):
