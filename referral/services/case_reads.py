@@ -121,7 +121,7 @@ class _Documents:
 
 # About 1.5 kB each: a few megabytes per process at the default limit (``Settings.case_image_answers``).
 IMAGE_DOCUMENTS = _Documents()
-_PatientRow = _stand_in(Patient, "is_deleted", "address", "coverage")
+_PatientRow = _stand_in(Patient, "is_deleted", "address")
 _ImageRow = _stand_in(Image, "is_deleted", "capture_notes", "has_renditions", "preview_status")
 _ProviderRow = _stand_in(Provider, "display_name")
 
@@ -170,7 +170,9 @@ class _Shape:
 
 
 _CASE = _Shape(Referral, in_json=False)
-_PATIENT = _Shape(Patient, in_json=False)
+# What the case's answer shows of its patient: never the coverage (the reader is not to see it).
+_PATIENT = _Shape(Patient, ("id", "first_name", "last_name", "birth_date", "sex", "state", "address_line1",
+                            "address_line2", "city", "zip", "deleted_at"), in_json=False)
 # The answer reads the report's state only; its text stays in the database.
 _REPORT = _Shape(Report, ("id", "status", "signed_at"), in_json=False)
 # Where an image's bytes are, who uploaded it and when its objects were removed are neither in the answer nor read
