@@ -11,6 +11,7 @@ import signal
 import sys
 import threading
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -26,6 +27,8 @@ from referral.errors import DomainError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 WORKER_BATCH_LIMIT = 100
+# Previews the worker draws in one pass (renditions.draw_pending_images); a full batch means more are waiting.
+PREVIEW_BATCH_LIMIT = 20
 log = logging.getLogger(__name__)
 
 
@@ -170,7 +173,10 @@ def _worker_pass(stop: threading.Event | None) -> dict[str, int]:
         counts["uploads_swept"] = swept
     if swept := tus_uploads.sweep_expired_uploads(factory, current_app.extensions["referral.storage"]):
         counts["resumable_uploads_swept"] = swept
-    drawn = renditions.draw_pending_images(factory, current_app.extensions["referral.storage"])
+    # With PREVIEWS_AFTER_ANSWER=worker every pending image is the worker's from the start: no web process draws.
+    drawn = renditions.draw_pending_images(
+        factory, current_app.extensions["referral.storage"], limit=PREVIEW_BATCH_LIMIT,
+        older_than=timedelta(0) if configured.previews_after_answer == "worker" else renditions.WORKER_GRACE)
     counts.update({f"previews_{name}": value for name in ("drawn", "failed", "retry")
                    if (value := getattr(drawn, name))})
     counts.update(_storage_sweep(factory))
@@ -180,8 +186,6 @@ def _worker_pass(stop: threading.Event | None) -> dict[str, int]:
 def _storage_sweep(factory: sessionmaker[Session]) -> dict[str, int]:
     """The periodic storage sweep, when it is due: orphans past the grace period removed, missing originals
     flagged; no checksums (that is `storage check`'s job). Counts only what needs attention."""
-    from datetime import timedelta
-
     from referral.services import integrity
     from storage import StorageError
 
@@ -237,7 +241,8 @@ def worker(once: bool, interval: float) -> None:
                 counts = {}
             if any(counts.values()):
                 click.echo(json.dumps(counts))
-            busy = sum(counts.get(k, 0) for k in ("delivered", "failed", "dead")) >= WORKER_BATCH_LIMIT
+            busy = (sum(counts.get(k, 0) for k in ("delivered", "failed", "dead")) >= WORKER_BATCH_LIMIT
+                    or sum(counts.get(f"previews_{k}", 0) for k in ("drawn", "failed")) >= PREVIEW_BATCH_LIMIT)
             if not busy:
                 stop.wait(interval)
     finally:

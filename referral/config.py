@@ -237,7 +237,7 @@ def _public_base_url(environ: dict[str, str], env: str) -> str | None:
     return value.rstrip("/")
 
 
-PREVIEW_TIMINGS = ("busy", "always", "never")
+PREVIEW_TIMINGS = ("busy", "always", "never", "worker")
 
 
 def _previews_after_answer(environ: dict[str, str]) -> str:

@@ -333,7 +333,8 @@ def file_image(session: Session, store: Storage, actor: Actor, admission: Admiss
             put_object(session, store, rendition_key, io.BytesIO(rendition), content_type=PREVIEW_CONTENT_TYPE,
                        size=len(rendition))
     else:
-        drawer = None if admission.drawn_by_worker else renditions.policy_of(session).drawer
+        policy = renditions.policy_of(session)
+        drawer = None if admission.drawn_by_worker or policy.timing == "worker" else policy.drawer
         if drawer is not None:
             unit_of_work.after_commit(session, lambda: drawer.submit(image_id),
                                       describe="draw an image's preview after the answer")

@@ -3,7 +3,8 @@
 Drawing a radiograph's preview costs more CPU than everything else an upload does, and while a process's drawing
 slots are all busy (a burst of large files) an upload that waited for one would hold its request thread. So an
 upload may be answered once its original and its row are durable, with ``preview_status`` ``pending``
-(``PREVIEWS_AFTER_ANSWER``: ``busy`` defers only when no slot is free, ``always`` always, ``never`` never). The
+(``PREVIEWS_AFTER_ANSWER``: ``busy`` defers only when no slot is free, ``always`` always, ``never`` never;
+``worker`` always, and leaves the drawing to the worker, so that the web processes never decode pixels). The
 file has then passed every check that needs no full decode (type, header, size budget, a JPEG cut short).
 
 Whoever gets there first draws a pending image: a background thread of the process that answered the upload
@@ -62,7 +63,7 @@ class RenditionPolicy:
 
     def defer(self, drawn_now: Callable[[], tuple[bytes, bytes] | None]) -> tuple[bytes, bytes] | None:
         """The renditions drawn before the answer, or None to draw them after it."""
-        if self.timing == "always":
+        if self.timing in ("always", "worker"):
             return None
         return drawn_now()
 

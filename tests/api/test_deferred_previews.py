@@ -267,3 +267,59 @@ def test_preview_timing_defaults(tmp_path: Path):
     chosen = load_settings({"APP_ENV": "development", "INSTANCE_PATH": str(tmp_path),
                             "PREVIEWS_AFTER_ANSWER": "always", "PREVIEW_BACKGROUND_THREADS": "0"})
     assert (chosen.previews_after_answer, chosen.background_drawing_threads) == ("always", 0)
+    left = load_settings({"APP_ENV": "production", "INSTANCE_PATH": str(tmp_path), "SECRET_KEY": "s" * 40,
+                          "DATABASE_URL": "postgresql+psycopg://db/referral", "STORAGE_URL": "s3://bucket",
+                          "PREVIEWS_AFTER_ANSWER": "Worker"})
+    assert left.previews_after_answer == "worker"
+
+
+@pytest.fixture
+def worker_app(app_settings: Settings, store: Storage) -> Iterator[Flask]:
+    """Previews left to the worker, with a background drawing thread that must stay idle."""
+    application = create_app(dataclasses.replace(app_settings, previews_after_answer="worker",
+                                                 preview_background_threads=1), store=store)
+    yield application
+    application.extensions[renditions.DRAWER].wait_idle()
+    application.extensions["referral.engine"].dispose()
+
+
+def test_with_previews_left_to_the_worker_no_web_process_draws_and_the_worker_draws_at_once(
+        worker_app: Flask, monkeypatch: pytest.MonkeyPatch):
+    practice = World(worker_app, worker_app.test_client()).practice("Lakeside Dental")
+    referral_id = new_referral(practice)
+    drawn_here: list[object] = []
+    monkeypatch.setattr(previews, "render_previews", lambda *args, **kwargs: drawn_here.append(args))
+    submitted: list[uuid.UUID] = []
+    monkeypatch.setattr(worker_app.extensions[renditions.DRAWER], "submit", submitted.append)
+
+    answered = upload(practice.staff, practice, referral_id, samples.dicom_bytes(pixel_fill=40))
+
+    assert answered.status_code == 201, answered.get_json()
+    assert (answered.get_json()["preview_status"], answered.get_json()["quality_warnings"]) == ("pending", [])
+    assert (drawn_here, submitted) == ([], [])
+    monkeypatch.undo()
+
+    # the worker's pass draws it at once, without the 30 seconds it leaves the web processes otherwise
+    with worker_app.app_context():
+        result = worker_app.test_cli_runner().invoke(args=["worker", "--once"])
+
+    assert result.exit_code == 0, result.output
+    assert re.search(r'"previews_drawn": 1', result.output)
+    read = practice.dentist.get(f"/api/v1/images/{answered.get_json()['id']}").get_json()
+    assert read["preview_status"] == "ready"
+    assert [w["code"] for w in read["quality_warnings"]] == ["underexposed", "low_contrast"]
+
+
+def test_with_previews_left_to_the_worker_a_file_undrawable_after_all_is_flagged_by_the_worker(worker_app: Flask):
+    practice = World(worker_app, worker_app.test_client()).practice("Lakeside Dental")
+    referral_id = new_referral(practice)
+
+    answered = upload(practice.staff, practice, referral_id, _undrawable_png(), filename="photo.png",
+                      kind="photo_intraoral", teeth=None)
+    assert answered.status_code == 201, answered.get_json()
+    with worker_app.app_context():
+        result = worker_app.test_cli_runner().invoke(args=["worker", "--once"])
+
+    assert result.exit_code == 0, result.output
+    assert re.search(r'"previews_failed": 1', result.output)
+    assert images_of(worker_app, referral_id)[0].preview_status == "failed"
