@@ -24,7 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import api, claims, direct, inbox, intake, intake_bodies, load, memory
+from bench import api, claims, direct, inbox, intake, intake_bodies, intake_worker, load, memory
 from bench.common import ROOT, heading
 from bench.context import Run
 from bench.servers import WEB_CONCURRENCY, orthanc_version, postgres_available, postgres_version
@@ -33,6 +33,7 @@ RESULTS = ROOT / "bench" / "results"
 BENCHMARKS: dict[str, Callable[[Run], None]] = {
     "intake": intake.run,
     "intake_bodies": intake_bodies.run,
+    "intake_worker": intake_worker.run,
     "direct_intake": direct.run,
     "memory": memory.run,
     "api": api.run,
