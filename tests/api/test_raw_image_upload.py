@@ -220,15 +220,16 @@ def test_a_refused_raw_upload_does_not_use_up_its_key(riverside: Practice, spool
     assert open_spool_files(spool_dir) == []
 
 
-@pytest.mark.parametrize("content_type", ["application/json", "text/plain", "application/octet-stream",
-                                          "application/x-www-form-urlencoded", None])
 def test_a_body_neither_multipart_nor_an_image_type_is_read_as_a_form_without_its_fields_and_file(
-        app: Flask, riverside: Practice, spool_dir: Path, content_type):
-    response = raw_upload(riverside.staff, riverside, new_referral(riverside), samples.dicom_bytes(), content_type)
+        app: Flask, riverside: Practice, spool_dir: Path):
+    referral_id = new_referral(riverside)
+    for content_type in ("application/json", "text/plain", "application/octet-stream",
+                         "application/x-www-form-urlencoded", None):
+        response = raw_upload(riverside.staff, riverside, referral_id, samples.dicom_bytes(), content_type)
 
-    assert response.status_code == 422
-    assert "kind" in response.get_json()["errors"]["form"]
-    assert_nothing_left(app, spool_dir)
+        assert response.status_code == 422, content_type
+        assert "kind" in response.get_json()["errors"]["form"], content_type
+        assert_nothing_left(app, spool_dir)
 
 
 def test_an_empty_body_is_refused_with_422(app: Flask, riverside: Practice, spool_dir: Path):
@@ -240,28 +241,28 @@ def test_an_empty_body_is_refused_with_422(app: Flask, riverside: Practice, spoo
     assert_nothing_left(app, spool_dir)
 
 
-@pytest.mark.parametrize(
-    ("fields", "field"),
-    [
-        ({"teeth": "33"}, "teeth"),
-        ({"kind": "selfie"}, "kind"),
-        ({"kind": None}, "kind"),
-        ({"reason": None}, "reason"),
-        ({"captured_at": "yesterday"}, "captured_at"),
-        ({"captured_by_provider_id": "not-a-uuid"}, "captured_by_provider_id"),
-        ({"retake_reason": "cone cut"}, "retake_of"),
-        ({"comment": "unknown fields are refused"}, "comment"),
-        ({"sha256": "abc"}, "sha256"),
-        ({"filename": "x" * 256}, "filename"),
-    ],
-)
-def test_bad_query_fields_are_refused_with_422_naming_the_field(app: Flask, riverside: Practice, spool_dir: Path,
-                                                                fields, field):
-    response = raw_upload(riverside.staff, riverside, new_referral(riverside), samples.dicom_bytes(), **fields)
+BAD_QUERY_FIELDS = [
+    ({"teeth": "33"}, "teeth"),
+    ({"kind": "selfie"}, "kind"),
+    ({"kind": None}, "kind"),
+    ({"reason": None}, "reason"),
+    ({"captured_at": "yesterday"}, "captured_at"),
+    ({"captured_by_provider_id": "not-a-uuid"}, "captured_by_provider_id"),
+    ({"retake_reason": "cone cut"}, "retake_of"),
+    ({"comment": "unknown fields are refused"}, "comment"),
+    ({"sha256": "abc"}, "sha256"),
+    ({"filename": "x" * 256}, "filename"),
+]
 
-    assert response.status_code == 422
-    assert field in response.get_json()["errors"]["query"], response.get_json()
-    assert_nothing_left(app, spool_dir)
+
+def test_bad_query_fields_are_refused_with_422_naming_the_field(app: Flask, riverside: Practice, spool_dir: Path):
+    referral_id = new_referral(riverside)
+    for fields, field in BAD_QUERY_FIELDS:
+        response = raw_upload(riverside.staff, riverside, referral_id, samples.dicom_bytes(), **fields)
+
+        assert response.status_code == 422, fields
+        assert field in response.get_json()["errors"]["query"], response.get_json()
+        assert_nothing_left(app, spool_dir)
 
 
 def test_a_field_the_file_contradicts_is_refused_as_for_the_form(app: Flask, riverside: Practice, spool_dir: Path):
