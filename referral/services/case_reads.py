@@ -114,10 +114,6 @@ class _Documents:
             texts[key] = text
         return text
 
-    def clear(self) -> None:
-        with self._lock:
-            self._texts.clear()
-
 
 # About 1.5 kB each: a few megabytes per process at the default limit (``Settings.case_image_answers``).
 IMAGE_DOCUMENTS = _Documents()
@@ -170,7 +166,7 @@ class _Shape:
 
 
 _CASE = _Shape(Referral, in_json=False)
-# What the case's answer shows of its patient: never the coverage (the reader is not to see it).
+# What the case's answer shows of its patient (its summary has no coverage, whoever reads the case).
 _PATIENT = _Shape(Patient, ("id", "first_name", "last_name", "birth_date", "sex", "state", "address_line1",
                             "address_line2", "city", "zip", "deleted_at"), in_json=False)
 # The answer reads the report's state only; its text stays in the database.
