@@ -235,6 +235,22 @@ def take_turns(targets: list[Target], batch: int, files: list[bytes], count: int
             target.measure(batch, files, range(number * size, (number + 1) * size))
 
 
+def announce_sizes(sizes: dict[float, tuple[int, int, int]]) -> list[int]:
+    """Print the files each size sends; the number of files of each batch (one batch a size), warm-up included."""
+    line("files per size (distinct intra-oral DICOM)",
+         ", ".join(f"{mb:g} MB: {count} in {rounds} rounds" for mb, (count, rounds, _) in sizes.items()))
+    return [count + warm for count, _, warm in sizes.values()]
+
+
+def checked_passes(targets: list[Target], batch: int, megabytes: float) -> dict[str, Pass]:
+    """Each target's passes of a batch in one, by the target's name; any failed upload ends the benchmark."""
+    passes = {target.name: total(target.passes[batch]) for target in targets}
+    for name, result in passes.items():
+        if result.errors:
+            raise BenchError(f"{len(result.errors)} {megabytes:g} MB uploads to {name} failed: {result.errors[:3]}")
+    return passes
+
+
 def cost_row(megabytes: float, ours: Pass, orthanc: Pass) -> dict[str, Any]:
     ours_ms = ours.cpu_ms_per_image + ours.database_cpu_ms_per_image
     return {

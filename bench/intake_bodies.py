@@ -29,7 +29,16 @@ from urllib.parse import urlencode
 
 from bench.common import BenchError, cpu_by_process, cpu_used, heading, line
 from bench.context import Run
-from bench.intake import CLIENTS, PER_REFERRAL, Pass, Sender, Target, distinct_files, orthanc_target, total
+from bench.intake import (
+    CLIENTS,
+    PER_REFERRAL,
+    Sender,
+    Target,
+    announce_sizes,
+    checked_passes,
+    distinct_files,
+    orthanc_target,
+)
 from bench.servers import (
     Server,
     backend_pids,
@@ -105,9 +114,7 @@ def _other_filesystem(than: Path) -> Path:
 def run(run: Run) -> None:
     heading("1b. Intake by kind of body (multipart, raw) and store (local linked, local copied, S3)")
     sizes = QUICK_SIZES if run.quick else SIZES
-    batches = [count + warm for count, _, warm in sizes.values()]
-    line("files per size (distinct intra-oral DICOM)",
-         ", ".join(f"{mb:g} MB: {count} in {rounds} rounds" for mb, (count, rounds, _) in sizes.items()))
+    batches = announce_sizes(sizes)
     moto_cpu: list[float] = []
     with ExitStack() as stack:
         spool_elsewhere = stack.enter_context(_temporary_folder(_other_filesystem(run.workdir)))
@@ -141,10 +148,7 @@ def run(run: Run) -> None:
 
     table: list[dict[str, Any]] = []
     for batch, megabytes in enumerate(sizes):
-        passes: dict[str, Pass] = {target.name: total(target.passes[batch]) for target in targets}
-        for name, result in passes.items():
-            if result.errors:
-                raise BenchError(f"{len(result.errors)} {megabytes:g} MB uploads to {name} failed: {result.errors[:3]}")
+        passes = checked_passes(targets, batch, megabytes)
         theirs = passes[orthanc.name].cpu_ms_per_image
         line(f"{megabytes:g} MB, ms CPU per image (gunicorn + PostgreSQL)", f"Orthanc {theirs:.1f}")
         row: dict[str, Any] = {"nominal_mb": megabytes, "images": passes[orthanc.name].files,

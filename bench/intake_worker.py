@@ -15,14 +15,13 @@ far leaving the drawing to the worker takes the web tier.
 
 from __future__ import annotations
 
-import os
 from contextlib import ExitStack
 from typing import Any
 
 from bench.common import BenchError, heading, line
 from bench.context import Run
 from bench.direct import _drain_with_worker
-from bench.intake import Pass, Target, distinct_files, orthanc_target, total
+from bench.intake import Target, announce_sizes, checked_passes, distinct_files, orthanc_target, take_turns
 from bench.intake_bodies import _targets
 from bench.servers import Server, fresh_database, referral_server
 
@@ -34,9 +33,7 @@ QUICK_SIZES: dict[float, tuple[int, int, int]] = {4.0: (32, 2, 4), 0.5: (48, 2, 
 def run(run: Run) -> None:
     heading("1c. Intake with the previews left to the worker, against the default and Orthanc")
     sizes = QUICK_SIZES if run.quick else SIZES
-    batches = [count + warm for count, _, warm in sizes.values()]
-    line("files per size (distinct intra-oral DICOM)",
-         ", ".join(f"{mb:g} MB: {count} in {rounds} rounds" for mb, (count, rounds, _) in sizes.items()))
+    batches = announce_sizes(sizes)
     worker: tuple[dict[str, str], str] | None = None
     with ExitStack() as stack:
         targets: list[Target] = []
@@ -61,11 +58,7 @@ def run(run: Run) -> None:
             files = distinct_files(count + warm, megabytes)
             for target in targets:
                 target.warm(batch, files, range(count, count + warm))
-            size = count // rounds
-            for number in range(rounds):
-                for target in targets:
-                    os.sync()
-                    target.measure(batch, files, range(number * size, (number + 1) * size))
+            take_turns(targets, batch, files, count, rounds)
             del files
         if worker is None:
             raise BenchError("the worker set-up did not start")
@@ -73,10 +66,7 @@ def run(run: Run) -> None:
 
     table: list[dict[str, Any]] = []
     for batch, megabytes in enumerate(sizes):
-        passes: dict[str, Pass] = {target.name: total(target.passes[batch]) for target in targets}
-        for name, result in passes.items():
-            if result.errors:
-                raise BenchError(f"{len(result.errors)} {megabytes:g} MB uploads to {name} failed: {result.errors[:3]}")
+        passes = checked_passes(targets, batch, megabytes)
         theirs = passes[orthanc.name]
         line(f"{megabytes:g} MB, ms CPU per image (gunicorn + PostgreSQL)",
              f"Orthanc {theirs.cpu_ms_per_image:.1f}; {theirs.images_per_s:.1f} images/s")

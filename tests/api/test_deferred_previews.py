@@ -190,14 +190,19 @@ def test_a_pending_image_deleted_before_drawing_is_left_alone(app: Flask, rivers
     assert not images_of(app, referral_id) or images_of(app, referral_id)[0].preview_key is None
 
 
-@pytest.fixture
-def busy_app(app_settings: Settings, store: Storage) -> Iterator[Flask]:
-    """Previews before the answer while a drawing slot is free, and one background drawing thread."""
-    application = create_app(dataclasses.replace(app_settings, previews_after_answer="busy",
+def _app_drawing(app_settings: Settings, store: Storage, timing: str) -> Iterator[Flask]:
+    """An app with ``PREVIEWS_AFTER_ANSWER=timing`` and one background drawing thread."""
+    application = create_app(dataclasses.replace(app_settings, previews_after_answer=timing,
                                                  preview_background_threads=1), store=store)
     yield application
     application.extensions[renditions.DRAWER].wait_idle()
     application.extensions["referral.engine"].dispose()
+
+
+@pytest.fixture
+def busy_app(app_settings: Settings, store: Storage) -> Iterator[Flask]:
+    """Previews before the answer while a drawing slot is free, and one background drawing thread."""
+    yield from _app_drawing(app_settings, store, "busy")
 
 
 def test_with_a_slot_free_the_answer_carries_the_previews_and_an_undrawable_file_is_refused(busy_app: Flask):
@@ -276,11 +281,7 @@ def test_preview_timing_defaults(tmp_path: Path):
 @pytest.fixture
 def worker_app(app_settings: Settings, store: Storage) -> Iterator[Flask]:
     """Previews left to the worker, with a background drawing thread that must stay idle."""
-    application = create_app(dataclasses.replace(app_settings, previews_after_answer="worker",
-                                                 preview_background_threads=1), store=store)
-    yield application
-    application.extensions[renditions.DRAWER].wait_idle()
-    application.extensions["referral.engine"].dispose()
+    yield from _app_drawing(app_settings, store, "worker")
 
 
 def test_with_previews_left_to_the_worker_no_web_process_draws_and_the_worker_draws_at_once(
