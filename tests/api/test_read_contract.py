@@ -654,9 +654,10 @@ def test_a_changed_image_or_capturer_is_answered_as_it_is_now(app: Flask, rivers
     path = f"/api/v1/referrals/{referral_id}"
     assert reader.client.get(path).get_data() == _schema_bytes(app, referral_id)
     changes = (
-        # the storage check flags one image; another is deleted
+        # the storage check flags one image; another is deleted (both among those not deleted yet: a deleted image
+        # cannot change)
         lambda session, images: setattr(images[0], "integrity_problem", "checksum_mismatch"),
-        lambda session, images: (setattr(images[2], "deleted_at", T0), setattr(images[2], "deleted_reason", "retake")),
+        lambda session, images: (setattr(images[1], "deleted_at", T0), setattr(images[1], "deleted_reason", "retake")),
         # the capturer's name changes (named in the note on an image whose DICOM operator differs), then becomes
         # the operator's
         lambda session, images: setattr(session.get(Provider, images[1].captured_by_provider_id), "last_name",
@@ -667,8 +668,8 @@ def test_a_changed_image_or_capturer_is_answered_as_it_is_now(app: Flask, rivers
     assert _operator_notes(before) == 2  # two images name an operator (Nobody^Else) who is not the capturer
     for change in changes:
         with app.app_context(), _session(app) as session:
-            images = session.scalars(sa.select(Image).where(Image.referral_id == uuid.UUID(referral_id))
-                                     .order_by(Image.id)).all()
+            images = session.scalars(sa.select(Image).where(Image.referral_id == uuid.UUID(referral_id),
+                                                            Image.deleted_at.is_(None)).order_by(Image.id)).all()
             change(session, images)
             session.commit()
         answer = reader.client.get(path).get_data()
