@@ -67,12 +67,13 @@ def page(
     limit: int | None,
     *,
     descending: bool = False,
+    parameters: dict[str, Any] | None = None,
 ) -> tuple[list[Any], str | None]:
     """One page of ``query`` sorted by ``order`` (which must end with a unique column), and the cursor
-    for the next page (None on the last page)."""
-    parameters, size = keyset_parameters(order, cursor, limit)
+    for the next page (None on the last page). ``parameters`` binds the query's own bound parameters."""
+    paging, size = keyset_parameters(order, cursor, limit)
     bounded = keyset(query, order, after=bool(cursor), descending=descending)
-    return page_of(list(session.scalars(bounded, parameters)), order, size)
+    return page_of(list(session.scalars(bounded, {**(parameters or {}), **paging})), order, size)
 
 
 def keyset(query: sa.Select[Any], order: Sequence[InstrumentedAttribute[Any]], *, after: bool,

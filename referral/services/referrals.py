@@ -220,10 +220,8 @@ def list_referrals(session: Session, actor: Actor, *, view: str | None = None, s
         items, next_cursor = case_reads.read_page(session, actor, query, parameters, cursor, limit, details,
                                                   reuse=searched is None)
     else:
-        order = [Referral.due_at, Referral.id]
-        paging, size = pagination.keyset_parameters(order, cursor, limit)
-        rows = session.scalars(pagination.keyset(query, order, after=bool(cursor)), {**parameters, **paging})
-        items, next_cursor = pagination.page_of(list(rows), order, size)
+        items, next_cursor = pagination.page(session, query, [Referral.due_at, Referral.id], cursor, limit,
+                                             parameters=parameters)
         audit.record(session, actor, "referral.list", object_type="referral", object_id=None,
                      organization_id=actor.organization_id, details={"count": len(items), **details})
     session.commit()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -164,26 +165,42 @@ def test_the_bytes_are_copied_when_the_spool_cannot_be_linked(store: LocalStorag
     assert leftovers(store.root) == [KEY]
 
 
-def _other_filesystem(than: Path) -> Path | None:
-    for candidate in ("/dev/shm", tempfile.gettempdir(), "/var/tmp"):
-        if os.path.isdir(candidate) and os.access(candidate, os.W_OK) and \
-                os.stat(candidate).st_dev != os.stat(than).st_dev:
-            return Path(candidate)
-    return None
+@pytest.mark.parametrize("where", ["another-device", "another-mount"])
+def test_a_spool_on_another_filesystem_is_copied(store: LocalStorage, spool_dir: Path,
+                                                 monkeypatch: pytest.MonkeyPatch, where: str):
+    spool = spooled(spool_dir)
+    if where == "another-device":
+        # the store's folder reports another device than the spool file's, as a folder on another disk does
+        real_stat = os.stat
 
+        def other_device(target: Any, *args: Any, **kwargs: Any) -> Any:
+            found = real_stat(target, *args, **kwargs)
+            if Path(target) == (store.root / KEY).parent:
+                fields = list(found)
+                fields[stat.ST_DEV] += 1
+                return os.stat_result(fields)
+            return found
 
-def test_a_spool_on_another_filesystem_is_copied(store: LocalStorage):
-    elsewhere = _other_filesystem(store.root)
-    if elsewhere is None:
-        pytest.skip("no writable folder on another filesystem than the test's")
-    spool = spooled(elsewhere)
+        monkeypatch.setattr(local_module.os, "stat", other_device)
+    else:
+        # the same device mounted twice: linking the spool file refuses with EXDEV (the copy's own link is left be)
+        real_link = os.link
+
+        def cross_device(source: Any, *args: Any, **kwargs: Any) -> None:
+            if str(source).startswith("/proc/self/fd/"):
+                raise OSError(errno.EXDEV, "Invalid cross-device link")
+            real_link(source, *args, **kwargs)
+
+        monkeypatch.setattr(local_module.os, "link", cross_device)
 
     stored = store.put(KEY, spool, content_type=CONTENT_TYPE, size=spool.size, sha256=spool.sha256)
+    monkeypatch.undo()
 
     assert stored.sha256 == hashlib.sha256(DATA).hexdigest()
     assert spool.bytes_read == len(DATA), "copied"
     with store.open(KEY) as copied:
         assert copied.read() == DATA
+    assert os.stat(store.root / KEY).st_ino != inode(spool), "a copy, not the spool file"
     spool.close()
     assert leftovers(store.root) == [KEY]
 
