@@ -19,10 +19,14 @@ from referral.cli import upgrade_database
 from referral.config import Settings, normalize_database_url
 from referral.db import make_engine
 from storage import LocalStorage, S3Storage, Storage
+from tests.support.routing import keep_url_builders
 from tests.support.settings import BACKENDS, POSTGRES_SERVER, REQUIRE_POSTGRES, make_settings, truncate_postgres
 from tests.support.world import Practice, World
 
 pytest_plugins = ["tests.support.s3server"]
+
+# Every test makes an app; the URL builders its rules share with earlier apps are not compiled again.
+keep_url_builders()
 
 
 @pytest.fixture(autouse=True)

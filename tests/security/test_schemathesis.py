@@ -9,6 +9,10 @@ The run is bounded (``EXAMPLES_PER_ROLE`` cases per role and operation) and dera
 cases every time. It runs on PostgreSQL and S3 (moto's server), the production pairing;
 ``FUZZ_BACKEND=sqlite-local`` runs it on SQLite and the local folder instead. The operations are parametrized
 here rather than through schemathesis' own pytest plugin, whose items all get the same node id under pytest 9.
+
+Building the world is most of a test's cost, so reads share one: the GET operations of a resource (the path's
+first segment after /api/v1) run one after another against the same world, since a read leaves it as it was.
+Every operation that may change something (POST, PUT, PATCH, DELETE) gets a world of its own.
 """
 
 from __future__ import annotations
@@ -61,6 +65,36 @@ def _served_document() -> dict[str, Any]:
 
 SCHEMA = schemathesis.openapi.from_dict(_served_document())
 OPERATIONS = [result.ok() for result in SCHEMA.get_all_operations()]
+
+
+@dataclass(frozen=True)
+class Group:
+    """Operations run against one world: a single operation that may change it, or the reads of one resource."""
+
+    label: str
+    operations: tuple[Any, ...]
+
+
+def _resource(path: str) -> str:
+    parts = path.strip("/").split("/")
+    return "/".join(parts[:3]) if parts[:2] == ["api", "v1"] else parts[0]
+
+
+def _grouped(operations: list[Any]) -> list[Group]:
+    reads: dict[str, list[Any]] = {}
+    groups: list[Group] = []
+    for operation in operations:
+        if operation.method.upper() == "GET":
+            reads.setdefault(_resource(operation.path), []).append(operation)
+        else:
+            groups.append(Group(operation.label, (operation,)))
+    for resource, members in reads.items():
+        label = members[0].label if len(members) == 1 else f"GET /{resource} ({len(members)} reads)"
+        groups.append(Group(label, tuple(members)))
+    return groups
+
+
+GROUPS = _grouped(OPERATIONS)
 
 
 @dataclass
@@ -135,9 +169,18 @@ def examples_for(role: str) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("operation", OPERATIONS, ids=lambda operation: operation.label)
-def test_every_operation_answers_as_documented_and_never_with_a_server_error(operation: Any, app: Flask,
+@pytest.mark.parametrize("group", GROUPS, ids=lambda group: group.label)
+def test_every_operation_answers_as_documented_and_never_with_a_server_error(group: Group, app: Flask,
                                                                               fixtures: Fixtures):
+    for operation in group.operations:
+        try:
+            _fuzz(operation, app, fixtures)
+        except BaseException as exc:
+            exc.add_note(f"operation: {operation.label}")
+            raise
+
+
+def _fuzz(operation: Any, app: Flask, fixtures: Fixtures) -> None:
     seen: dict[tuple[str, int], int] = {}
 
     def run_as(role: str) -> None:
@@ -165,6 +208,16 @@ def test_every_operation_answers_as_documented_and_never_with_a_server_error(ope
     assert {role for role, _ in seen} == set(fixtures.tokens)
     assert {status for (role, status) in seen if role in ("none", "made-up")} == {401}
     assert not [role for (role, status) in seen if status == 401 and role not in ("none", "made-up")]
+
+
+def test_every_operation_is_run_once_and_only_reads_share_a_world():
+    run = [operation.label for group in GROUPS for operation in group.operations]
+    assert sorted(run) == sorted(operation.label for operation in OPERATIONS)
+    assert len(set(run)) == len(run)
+    for group in GROUPS:
+        if len(group.operations) > 1:
+            assert {operation.method.upper() for operation in group.operations} == {"GET"}
+    assert len(GROUPS) < len(OPERATIONS)
 
 
 # --- what the run found, pinned down -----------------------------------------------------------------
