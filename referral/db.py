@@ -6,6 +6,7 @@ argument; a service entry point is one transaction (see ``referral.unit_of_work`
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -78,6 +79,12 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
 # one statement after half a minute (no request or job here needs longer; a stuck lock shows as an error).
 PG_CONNECT_TIMEOUT_SECONDS = 5
 PG_STATEMENT_TIMEOUT_MS = 30_000
+# A pooled connection that has not been used for this long is checked with a round trip (``SELECT 1``) before it is
+# handed out: a restart or failover of the database may have cut it meanwhile. One used more recently is handed out
+# as it is, which under load saves a round trip on every request. Should the database have gone away within that
+# time, the first statement to find its connection dead fails and SQLAlchemy discards every connection the pool
+# holds, so one request per process sees the error, as the requests in flight during the restart do anyway.
+PING_AFTER_IDLE_SECONDS = 5.0
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -85,7 +92,6 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         options["connect_args"] = {"timeout": 30}
     else:
-        options["pool_pre_ping"] = True
         options["pool_timeout"] = 10
         if url.startswith("postgresql"):
             options["connect_args"] = {"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS,
@@ -95,7 +101,30 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
+    else:
+        _ping_when_idle(engine)
     return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Check a pooled connection before lending it only when it has lain unused for ``PING_AFTER_IDLE_SECONDS``;
+    one that fails the check is replaced by a new connection (SQLAlchemy's pool does so on DisconnectionError)."""
+    dialect = engine.dialect
+
+    def returned(_dbapi_connection: Any, record: Any) -> None:
+        record.info["returned_at"] = time.monotonic()
+
+    def lent(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned_at = record.info.get("returned_at")
+        if returned_at is None or time.monotonic() - returned_at < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as exc:
+            raise sa.exc.DisconnectionError("a pooled connection did not answer") from exc
+
+    event.listen(engine, "checkin", returned)
+    event.listen(engine, "checkout", lent)
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
