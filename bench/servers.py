@@ -109,6 +109,10 @@ def _gunicorn_env(port: int, extra: dict[str, str]) -> dict[str, str]:
         "WEB_CONCURRENCY": WEB_CONCURRENCY,
         "LOG_FORMAT": "json",
         "PYTHONDONTWRITEBYTECODE": "1",
+        # No worker recycling (infra/gunicorn.conf.py replaces a worker every ~2,000 requests by default): a
+        # worker booting in the middle of a round would add its start-up to that round's CPU, one exiting would
+        # take its CPU out, and under wrk both workers of a server were replaced every few seconds.
+        "GUNICORN_MAX_REQUESTS": "0",
     })
     env.update(extra)
     return env
