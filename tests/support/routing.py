@@ -16,12 +16,15 @@ from typing import Any
 
 from werkzeug.routing import Rule
 
-_compile_builder = Rule._compile_builder
+# werkzeug's own (a private method: should a release drop it, the tests run without the keeping, and
+# tests/infra/test_url_builders.py says so).
+_compile_builder = getattr(Rule, "_compile_builder", None)
 _builders: dict[tuple[Any, ...], Callable[..., tuple[str, str]]] = {}
 
 
 def _kept_builder(rule: Rule, append_unknown: bool = True) -> Callable[..., tuple[str, str]]:
-    if rule.defaults or rule.map is None:
+    assert _compile_builder is not None
+    if rule.defaults or rule.map is None or not hasattr(rule, "_trace"):
         return _compile_builder(rule, append_unknown)
     domain = rule.host if rule.map.host_matching else rule.subdomain
     key = (rule.rule, rule.map.host_matching, domain, rule.merge_slashes, tuple(rule._trace), append_unknown)
@@ -32,4 +35,5 @@ def _kept_builder(rule: Rule, append_unknown: bool = True) -> Callable[..., tupl
 
 
 def keep_url_builders() -> None:
-    Rule._compile_builder = _kept_builder  # type: ignore[method-assign]
+    if _compile_builder is not None:
+        Rule._compile_builder = _kept_builder  # type: ignore[method-assign]
