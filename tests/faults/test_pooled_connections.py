@@ -41,8 +41,9 @@ def _backend_pid(engine: sa.Engine) -> int:
 
 
 def _cut(pid: int) -> None:
+    # with a timeout, pg_terminate_backend returns only once the backend has gone (or fails after 5 s)
     with psycopg.connect(f"{POSTGRES_SERVER}/postgres", autocommit=True) as admin:
-        assert admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone() == (True,)
+        assert admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,)).fetchone() == (True,)
 
 
 def test_a_connection_used_moments_ago_is_lent_without_a_round_trip(engine: sa.Engine, pings: list[Any]) -> None:
