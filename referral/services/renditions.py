@@ -230,9 +230,11 @@ class BackgroundDrawer:
         self._start()
         self._jobs.put(image_id)
 
-    def wait_idle(self) -> None:
-        """Until every submitted job is done (tests, and a process shutting down)."""
-        self._jobs.join()
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Until every submitted job is done, or ``timeout`` seconds have passed (tests, and a process shutting
+        down); whether every job is done."""
+        with self._jobs.all_tasks_done:
+            return self._jobs.all_tasks_done.wait_for(lambda: self._jobs.unfinished_tasks == 0, timeout)
 
     def _start(self) -> None:
         with self._lock:

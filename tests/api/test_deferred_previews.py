@@ -324,3 +324,15 @@ def test_with_previews_left_to_the_worker_a_file_undrawable_after_all_is_flagged
     assert result.exit_code == 0, result.output
     assert re.search(r'"previews_failed": 1', result.output)
     assert images_of(worker_app, referral_id)[0].preview_status == "failed"
+
+
+def test_waiting_for_the_drawing_threads_gives_up_after_its_timeout(monkeypatch: pytest.MonkeyPatch):
+    release = threading.Event()
+    monkeypatch.setattr(renditions, "draw", lambda *_: release.wait(10))
+    drawer = renditions.BackgroundDrawer(None, None, threads=1)  # type: ignore[arg-type]
+    drawer.submit(uuid.uuid4())
+
+    assert drawer.wait_idle(timeout=0.2) is False  # the job is still being drawn
+
+    release.set()
+    assert drawer.wait_idle(timeout=10) is True
