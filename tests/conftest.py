@@ -18,10 +18,16 @@ from referral import create_app
 from referral.cli import upgrade_database
 from referral.config import Settings, normalize_database_url
 from referral.db import make_engine
-from referral.services.renditions import DRAWER
 from storage import LocalStorage, S3Storage, Storage
 from tests.support.routing import keep_url_builders
-from tests.support.settings import BACKENDS, POSTGRES_SERVER, REQUIRE_POSTGRES, make_settings, truncate_postgres
+from tests.support.settings import (
+    BACKENDS,
+    POSTGRES_SERVER,
+    REQUIRE_POSTGRES,
+    close_app,
+    make_settings,
+    truncate_postgres,
+)
 from tests.support.world import Practice, World
 
 pytest_plugins = ["tests.support.s3server"]
@@ -183,11 +189,7 @@ def app_settings(tmp_path: Path, database_url: str) -> Settings:
 def app(app_settings: Settings, store: Storage) -> Iterator[Flask]:
     application = create_app(app_settings, store=store)
     yield application
-    # A preview still being drawn after its upload's answer holds a pooled connection: it is let finish before the
-    # engine is disposed, or it would hand the connection back to a pool already let go, left open for the garbage
-    # collector to report in another test.
-    application.extensions[DRAWER].wait_idle(timeout=30)
-    application.extensions["referral.engine"].dispose()
+    close_app(application)
 
 
 @pytest.fixture

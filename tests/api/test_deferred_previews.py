@@ -28,6 +28,7 @@ from referral.services import renditions
 from storage import Storage
 from tests.support import samples
 from tests.support.api import images_of, new_referral, upload
+from tests.support.settings import close_app
 from tests.support.web import sign_in, user_with_password
 from tests.support.world import Practice, World
 
@@ -195,8 +196,7 @@ def _app_drawing(app_settings: Settings, store: Storage, timing: str) -> Iterato
     application = create_app(dataclasses.replace(app_settings, previews_after_answer=timing,
                                                  preview_background_threads=1), store=store)
     yield application
-    application.extensions[renditions.DRAWER].wait_idle()
-    application.extensions["referral.engine"].dispose()
+    close_app(application)
 
 
 @pytest.fixture

@@ -6,8 +6,11 @@ import os
 import uuid
 from pathlib import Path
 
+from flask import Flask
+
 from referral.config import Settings
 from referral.db import Base, make_engine
+from referral.services.renditions import DRAWER
 
 REQUIRE_POSTGRES = os.environ.get("REQUIRE_POSTGRES") == "1"
 POSTGRES_SERVER = os.environ.get("TEST_POSTGRES_SERVER", "postgresql://postgres@127.0.0.1:5432")
@@ -44,3 +47,11 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Set
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
+
+
+def close_app(app: Flask, drawing_timeout: float = 30) -> None:
+    """End an app a test made: previews still being drawn after their answers finish first (``drawing_timeout``
+    seconds at most), since each holds a pooled connection it would otherwise hand back to a pool already let go,
+    left open for the garbage collector to report in another test; then the engine's connections are closed."""
+    app.extensions[DRAWER].wait_idle(timeout=drawing_timeout)
+    app.extensions["referral.engine"].dispose()
